@@ -1300,3 +1300,79 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
         err = _get_errno()
         raise OSError(err, os.strerror(err), path)
     return int(key)
+
+
+# --- Command line --------------------------------------------------------------------------------
+def _demo() -> int:
+    """The seed scenario end to end: program "A" (this process) creates a 32 MiB segment and a
+    set of two semaphores; program "B" (a forked child) opens both by key, reads A's data without
+    copying, writes a status word back and wakes A.  Everything made is removed."""
+    import zlib
+    start = _monotonic()
+
+    def say(who: str, text: str) -> None:
+        print("%9.3f ms  %-6s %s" % ((_monotonic() - start) * 1e3, who, text))
+        sys.stdout.flush()
+
+    size, header = 32 * 1024 * 1024, 64
+    mem = SharedMemory(None, IPC_CREX, size=size, init_character=None)
+    try:
+        sems = SemaphoreSet(None, 2, IPC_CREX)
+        try:
+            say("A", "created segment key=%s id=%d (%d MiB) and semaphore set key=%s id=%d"
+                % (_fmt_key(mem.key), mem.id, size >> 20, _fmt_key(sems.key), sems.id))
+            pattern = bytes(range(256)) * 4096
+            for offset in range(header, size, len(pattern)):
+                chunk = min(len(pattern), size - offset)
+                mem.buf[offset:offset + chunk] = pattern[:chunk]
+            expected = zlib.crc32(mem.buf[header:])
+            say("A", "wrote %d MiB of data, crc32=%08x; forking B" % (size >> 20, expected))
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    with SharedMemory(mem.key) as b_mem:
+                        b_sems = SemaphoreSet(sems.key)
+                        say("B", "opened both by key; waiting on semaphore 0")
+                        b_sems[0].acquire(timeout=10)
+                        crc = zlib.crc32(b_mem.buf[header:])     # zero-copy read of A's data
+                        say("B", "read %d MiB in place, crc32=%08x" % (size >> 20, crc))
+                        struct.pack_into("<II", b_mem.buf, 0, 0xDEADBEEF, crc)
+                        say("B", "wrote status 0xDEADBEEF at offset 0; releasing semaphore 1")
+                    b_sems[1].release()
+                    code = 0
+                finally:
+                    os._exit(code)
+            say("A", "releasing semaphore 0, waiting on semaphore 1")
+            sems[0].release()
+            sems[1].acquire(timeout=10)
+            status, crc = struct.unpack_from("<II", mem.buf, 0)
+            _, wait_status = os.waitpid(pid, 0)
+            say("A", "woken: status=%#x, B's crc32=%08x (%s), B exited %d"
+                % (status, crc, "match" if crc == expected else "MISMATCH", wait_status >> 8))
+            ok = status == 0xDEADBEEF and crc == expected and wait_status == 0
+        finally:
+            sems.remove()
+    finally:
+        mem.detach()
+        mem.remove()
+    say("A", "removed the segment and the set: %s" % ("OK" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python3 sysvshm.py COMMAND``; see --help."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="sysvshm", description="System V IPC from Python.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("demo", help="run the A/B scenario: segment + semaphore set, two "
+                        "processes, timings; removes what it made")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo()
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
