@@ -295,7 +295,7 @@ def _error(err: int, call: str, cls: Any = None) -> Error:
         cls = _ERRNO_CLASSES.get(err, Error)
         if cls is InterruptedError:
             cls = type("InterruptedError", (Error, InterruptedError), {})
-    exc = cls(err, os.strerror(err))
+    exc = cls(err, "timed out" if cls is TimedOutError else os.strerror(err))
     exc.call = call
     return exc  # type: ignore[no-any-return]
 
@@ -317,10 +317,10 @@ def _index(value: Any, what: str) -> int:
 
 def _key_t(key: Any) -> int:
     """Check a key and return it as key_t; never truncates (sysv_ipc does, silently)."""
-    key = _index(key, "key")
-    if not KEY_MIN <= key <= KEY_MAX:
-        raise ValueError("key %d is outside key_t (%d..%#x)" % (key, KEY_MIN, KEY_MAX))
-    return key - 2 ** 32 if key > 0x7FFFFFFF else key
+    value = _index(key, "key")
+    if not KEY_MIN <= value <= KEY_MAX:
+        raise ValueError("key %d is outside key_t (%d..%#x)" % (value, KEY_MIN, KEY_MAX))
+    return value - 2 ** 32 if value > 0x7FFFFFFF else value
 
 
 def _fmt_key(ckey: int) -> str:
@@ -328,18 +328,18 @@ def _fmt_key(ckey: int) -> str:
 
 
 def _check_flags(flags: Any, allowed: int, what: str) -> int:
-    flags = _index(flags, "flags")
-    if flags < 0 or flags & ~allowed:
-        raise ValueError("%s: unsupported flag bits %#o" % (what, flags & ~allowed if flags >= 0
-                                                              else flags))
-    return flags
+    value = _index(flags, "flags")
+    if value < 0 or value & ~allowed:
+        raise ValueError("%s: unsupported flag bits %#o" % (what, value & ~allowed if value >= 0
+                                                              else value))
+    return value
 
 
 def _check_mode(mode: Any) -> int:
-    mode = _index(mode, "mode")
-    if not 0 <= mode <= 0o777:
-        raise ValueError("mode must be between 0 and 0o777, not %#o" % mode)
-    return mode
+    value = _index(mode, "mode")
+    if not 0 <= value <= 0o777:
+        raise ValueError("mode must be between 0 and 0o777, not %#o" % value)
+    return value
 
 
 def _timeout(timeout: Any) -> Optional[float]:
@@ -598,6 +598,8 @@ class SharedMemory(_Permissions):
                  init_character: Optional[bytes] = b" ") -> None:
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
+        if not _selfchecked:
+            _selfcheck()        # before creating anything whose fields we would misread
         mode = _check_mode(mode)
         size = _index(size, "size")
         if size < 0:
@@ -621,23 +623,32 @@ class SharedMemory(_Permissions):
             self._key = ckey
         else:
             ckey = _key_t(key)
-            ident = _shmget(ckey, size, flags | mode)
+            # Opening (no IPC_CREAT) asks for no permission bits, as shmget(key, 0, 0) in C does:
+            # `mode` is for creation; access is checked when attaching.
+            ident = _shmget(ckey, size, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE
+                            else flags)
             self._key = key
         self._id = _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
                           % (_fmt_key(ckey), size, flags), gone=False)
-        self._size = _stat("shm", self._id)["size"]
         try:
-            self.attach()
-        except PermissionsError:
-            # Read permission only (e.g. a 0o444 segment of another user): attach read-only rather
-            # than refuse the object; buf.readonly tells, and write() raises AccessError.
-            self.attach(None, SHM_RDONLY)
-        if exclusive and init_character is not None and not self._readonly:
-            ctypes.memset(self._address, init_character[0], self._size)
+            try:
+                self.attach()
+            except PermissionsError:
+                # Read permission only (e.g. a 0o444 segment of another user): attach read-only
+                # rather than refuse the object; buf.readonly tells, and write() raises.
+                self.attach(None, SHM_RDONLY)
+            if exclusive and init_character is not None and self._address is not None \
+                    and not self._readonly:
+                ctypes.memset(self._address, init_character[0], self._size)
+        except BaseException:
+            if exclusive or ckey == IPC_PRIVATE:   # ours and unusable: do not leave it behind
+                _shmctl(self._id, _IPC_RMID, None)
+            raise
 
     def __repr__(self) -> str:
-        where = "at %#x%s" % (self._address, " read-only" if self._readonly else "") \
-            if self._view is not None else "detached"
+        where = "detached"
+        if self._address is not None:
+            where = "at %#x%s" % (self._address, " read-only" if self._readonly else "")
         return "<%s key=%s id=%d size=%d %s>" % (type(self).__name__, _fmt_key(_key_t(self._key)),
                                                 self._id, self._size, where)
 
@@ -705,7 +716,7 @@ class SharedMemory(_Permissions):
         view = memoryview(owner).cast("B")[:self._size]
         self._align, self._owner, self._base = PAGE_SIZE, owner, 0
         self._address, self._readonly, self._raw_state = result, readonly, state
-        self._view = view.toreadonly() if readonly else view  # type: ignore[attr-defined]
+        self._view = view.toreadonly() if readonly else view
 
     def detach(self) -> None:
         """Wrapper around ``shmdt()``.  Raises BufferError (and stays attached, every view valid)
@@ -878,19 +889,19 @@ _VALUE_ERROR = "The semaphore's value must remain between 0 and SEMVMX"
 
 
 def _sem_value(value: Any) -> int:
-    value = _index(value, "semaphore value")
-    if not 0 <= value <= SEMAPHORE_VALUE_MAX:
+    checked = _index(value, "semaphore value")
+    if not 0 <= checked <= SEMAPHORE_VALUE_MAX:
         raise ValueError(_VALUE_ERROR)
-    return value
+    return checked
 
 
 def _sem_delta(delta: Any) -> int:
-    delta = abs(_index(delta, "delta"))
-    if delta == 0:
+    size = abs(_index(delta, "delta"))
+    if size == 0:
         raise ValueError("delta must not be 0")
-    if delta > SEMAPHORE_VALUE_MAX:
+    if size > SEMAPHORE_VALUE_MAX:
         raise ValueError("delta must be at most SEMVMX (%d)" % SEMAPHORE_VALUE_MAX)
-    return delta
+    return size
 
 
 def _semop_wait(semid: int, sops: Any, nsops: int, timeout: Optional[float],
@@ -921,7 +932,7 @@ def _semop_wait(semid: int, sops: Any, nsops: int, timeout: Optional[float],
         err = _get_errno()
         if err == _errno.EINTR:
             continue
-        cls = None
+        cls = None  # type: Any
         if err == _errno.EAGAIN:
             cls = WouldBlockError if nowait else TimedOutError
         elif err == _errno.EINVAL:
@@ -945,7 +956,7 @@ def _semop_poll(semid: int, sops: Any, count: Any, deadline: float, nowait: bool
             continue
         if err == _errno.EINTR:
             continue
-        cls = None
+        cls = None  # type: Any
         if err == _errno.EAGAIN:
             cls = WouldBlockError if nowait else TimedOutError
         elif err == _errno.EINVAL:
@@ -963,12 +974,15 @@ def _sem_initialise(semid: int, values: List[int]) -> None:
         _check(_semctl(semid, 0, _SETALL, ctypes.byref(array)),
                lambda: "semctl(id=%d, SETALL)" % semid)
     step = 1 if values[0] < SEMAPHORE_VALUE_MAX else -1
-    marks = (_sembuf * 2)((0, step, IPC_NOWAIT), (0, -step, IPC_NOWAIT))
+    marks = (_sembuf * 2)(_sembuf(0, step, IPC_NOWAIT), _sembuf(0, -step, IPC_NOWAIT))
     _check(_semop(semid, marks, 2), lambda: "semop(id=%d, initialised mark)" % semid)
 
 
 def _await_initialised(semid: int) -> None:
     """Wait (bounded) until the creator of a set marked it initialised (sem_otime != 0).
+
+    Only create-or-open (IPC_CREAT) waits: that caller takes part in the protocol; a plain open
+    returns at once (blocked waiters are woken by the creator's SETALL anyway).
 
     A set that never saw a semop and was created (or last SETVAL'd) more than _INIT_GRACE
     seconds ago is taken as it is: a foreign program's set must not hang the opener."""
@@ -983,7 +997,12 @@ def _await_initialised(semid: int) -> None:
 
 def _open_set(key: Any, nsems: int, flags: int, mode: int, values: List[int]) -> Tuple[int, int]:
     """semget with the race-free create-or-open protocol; returns (id, key as reported)."""
-    describe = lambda: "semget(key=%s, nsems=%d, flags=%#o)" % (_fmt_key(ckey), nsems, flags)  # noqa
+    if not _selfchecked:
+        _selfcheck()
+    ckey = 0
+
+    def describe() -> str:
+        return "semget(key=%s, nsems=%d, flags=%#o)" % (_fmt_key(ckey), nsems, flags)
     if key is None:
         if flags & IPC_CREX != IPC_CREX:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
@@ -995,6 +1014,9 @@ def _open_set(key: Any, nsems: int, flags: int, mode: int, values: List[int]) ->
         _check(ident, describe, gone=False)
         return _initialise_new(ident, values), ckey
     ckey = _key_t(key)
+    if ckey == IPC_PRIVATE:     # always a new set, whatever the flags
+        ident = _check(_semget(ckey, nsems, IPC_CREAT | mode), describe, gone=False)
+        return _initialise_new(ident, values), key
     for _ in range(100):    # a set removed between our two semget calls: try again
         if flags & IPC_CREAT:
             ident = _semget(ckey, nsems, IPC_CREX | mode)
@@ -1002,9 +1024,11 @@ def _open_set(key: Any, nsems: int, flags: int, mode: int, values: List[int]) ->
                 return _initialise_new(ident, values), key
             if _get_errno() != _errno.EEXIST or flags & IPC_EXCL:
                 _check(-1, describe, gone=False)
-        ident = _semget(ckey, nsems, 0)
+        # With IPC_CREAT the kernel checks `mode` against the existing set, as semget() in C.
+        ident = _semget(ckey, nsems, mode if flags & IPC_CREAT else 0)
         if ident >= 0:
-            _await_initialised(ident)
+            if flags & IPC_CREAT:
+                _await_initialised(ident)
             return ident, key
         if not flags & IPC_CREAT or _get_errno() != _errno.ENOENT:
             _check(-1, describe, gone=False)
@@ -1047,7 +1071,7 @@ class _SemaphoreOps(object):
     def _wait(self, op: int, timeout: Any, what: str) -> None:
         timeout = _timeout(timeout)
         flags = self._flags if op else self._flags & ~SEM_UNDO
-        sops = (_sembuf * 1)((self._index, op, flags))
+        sops = (_sembuf * 1)(_sembuf(self._index, op, flags))
         _semop_wait(self._id, sops, 1, timeout, lambda: "%s(id=%d, index=%d, delta=%d, timeout=%r)"
                     % (what, self._id, self._index, op, timeout))
 
