@@ -1625,12 +1625,13 @@ def _cli_table(kind: str, fmt: str, records: List[_CliRecord]) -> List[str]:
 
 def _cli_json_record(kind: str, r: _CliRecord) -> Dict[str, Any]:
     """A record under lsipc's column names (lsipc -b -P --time-format=iso), numbers as numbers."""
-    out = {"key": "0x%08x" % (r["key"] & 0xFFFFFFFF), "id": r["id"],
-           "owner": _cli_who("user", r["uid"]), "perms": _cli_c_octal(r["mode"] & 0o777),
-           "cuid": r["cuid"], "cuser": _cli_name("user", r["cuid"]), "cgid": r["cgid"],
-           "cgroup": _cli_name("group", r["cgid"]), "uid": r["uid"],
-           "user": _cli_name("user", r["uid"]), "gid": r["gid"],
-           "group": _cli_name("group", r["gid"]), "ctime": _cli_iso(r["ctime"])}  # type: Dict[str, Any]
+    out = {}  # type: Dict[str, Any]
+    out.update([("key", "0x%08x" % (r["key"] & 0xFFFFFFFF)), ("id", r["id"]),
+                ("owner", _cli_who("user", r["uid"])), ("perms", _cli_c_octal(r["mode"] & 0o777)),
+                ("cuid", r["cuid"]), ("cuser", _cli_name("user", r["cuid"])), ("cgid", r["cgid"]),
+                ("cgroup", _cli_name("group", r["cgid"])), ("uid", r["uid"]),
+                ("user", _cli_name("user", r["uid"])), ("gid", r["gid"]),
+                ("group", _cli_name("group", r["gid"])), ("ctime", _cli_iso(r["ctime"]))])
     if kind == "shm":
         status = [word for bit, word in ((_SHM_DEST, "dest"), (_SHM_LOCKED, "locked"))
                   if r["mode"] & bit]
@@ -1675,7 +1676,7 @@ def _cli_ls(args: Any) -> int:
     return 0
 
 
-# -- info: ipcs -m|-s|-q -i ID ----------------------------------------------------------------------
+# -- info: ipcs -m|-s|-q -i ID --------------------------------------------------------------------
 def _cli_parse_int32(text: str, what: str) -> int:
     """util-linux's strtos32_or_err(): a signed 32-bit decimal number, or a one-line error."""
     import re
@@ -1870,14 +1871,19 @@ def _cli_rm(args: Any) -> int:
 
 # -- mk: ipcmk ------------------------------------------------------------------------------------
 def _cli_parse_size(text: str, what: str) -> int:
-    """util-linux's strtosize(): 4096, 10K, 1.5M, 2GiB (binary), 1KB (1000); fits in size_t."""
+    """util-linux's strtosize(): an integer as strtoumax(base 0) reads it (4096, 0x1000, 010 is
+    8), optionally with a fraction and a suffix K, M, G, T, P, E (KiB = K = 1024, KB = Kb =
+    1000); fractions are exact here (util-linux reads 1.25KiB as 1279).  Fits in size_t."""
     import re
-    match = re.match(r"\s*([0-9]+)(?:\.([0-9]+))?\s*(?:([KMGTPEZYkmgtpezy])(iB|B)?)?\s*\Z", text)
+    match = re.match(r"\s*(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(?:\.([0-9]+))?"
+                     r"(?:([KMGTPEZYkmgtpezy])(i[Bb]|[Bb])?)?\Z", text)
     if not match or (match.group(2) and not match.group(3)):
         raise _CliError("failed to parse %s: '%s': %s" % (what, text, os.strerror(_errno.EINVAL)))
     whole, fraction, unit, tail = match.groups()
-    scale = (1000 if tail == "B" else 1024) ** ("KMGTPEZY".index(unit.upper()) + 1) if unit else 1
-    value = int(whole) * scale
+    base = 16 if whole[:2] in ("0x", "0X") else 8 if whole.startswith("0") else 10
+    scale = (1000 if tail in ("B", "b") else 1024) ** ("KMGTPEZY".index(unit.upper()) + 1) \
+        if unit else 1
+    value = int(whole, base) * scale
     if fraction:
         value += int(fraction) * scale // 10 ** len(fraction)
     if value >= 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)):
@@ -1938,7 +1944,7 @@ def _cli_mk(args: Any) -> int:
     return 0
 
 
-# -- limits (ipcs -l, lsipc -g) and summary (ipcs -u) -----------------------------------------------
+# -- limits (ipcs -l, lsipc -g) and summary (ipcs -u) ---------------------------------------------
 def _cli_limits_cmd(args: Any) -> int:
     kinds = _cli_kinds(args)
     limits = dict((kind, _cli_limits(kind)) for kind in kinds)
@@ -2009,7 +2015,8 @@ def _cli_summary(args: Any) -> int:
     kinds = _cli_kinds(args)
     found = {}  # type: Dict[str, Dict[str, int]]
     for kind in kinds:
-        if kind == "msg":   # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz, msgtql
+        if kind == "msg":   # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz,
+            #                                  msgtql
             info = _cli_info_struct("msg", _CLI_INFO["msg"], "@7i")
             found[kind] = {"allocated_queues": info[0], "used_headers": info[1],
                            "used_space": info[6]}
@@ -2049,13 +2056,6 @@ def _cli_summary(args: Any) -> int:
 
 
 # -- dump: xxd of a segment -----------------------------------------------------------------------
-def _cli_parse_offset(text: str, what: str) -> int:
-    import re
-    if re.match(r"\s*0[xX][0-9a-fA-F]+\s*\Z", text):
-        return int(text, 16)
-    return _cli_parse_size(text, what)
-
-
 def _cli_hexdump(data: bytes, address: int) -> List[str]:
     """xxd's default layout: offset, eight groups of two bytes, the printable characters."""
     import binascii
@@ -2071,8 +2071,8 @@ def _cli_hexdump(data: bytes, address: int) -> List[str]:
 
 def _cli_dump(args: Any) -> int:
     ident = _cli_parse_int32(args.id, "failed to parse id argument")
-    offset = _cli_parse_offset(args.offset, "offset")
-    length = None if args.length is None else _cli_parse_offset(args.length, "length")
+    offset = _cli_parse_size(args.offset, "offset")
+    length = None if args.length is None else _cli_parse_size(args.length, "length")
     try:
         mem = attach(ident, None, SHM_RDONLY)
     except RemovedError:
