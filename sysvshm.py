@@ -1892,8 +1892,10 @@ def _cli_parse_size(text: str, what: str) -> int:
 
 
 def _cli_parse_mode(text: str) -> int:
+    """Octal, 0..0777.  (ipcmk 2.38 says "failed to parse mode: Success" for what is not octal,
+    and passes bits above 0777 on as flags: its -p 01000 is IPC_CREAT and mode 0.)"""
     import re
-    match = re.match(r"\s*(?:0[oO])?([0-7]+)\Z", text)
+    match = re.match(r"\s*([0-7]+)\Z", text)
     if not match or int(match.group(1), 8) > 0o777:
         raise _CliError("failed to parse mode: '%s'" % text)
     return int(match.group(1), 8)

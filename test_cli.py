@@ -763,10 +763,24 @@ class MakeTest(Objects, unittest.TestCase):
                 self.assertEqual(ours, theirs)
                 self.assertEqual(theirs[0], 1)
 
-    def test_bad_mode(self):
-        for mode in ("999", "rw", "01000", ""):
-            self.assertEqual(cli("mk", "-Q", "-p", mode),
-                             (1, "", "sysvshm mk: failed to parse mode: '%s'\n" % mode))
+    @needs("ipcmk")
+    def test_modes_as_ipcmk(self):
+        for mode in ("0600", "600", " 640", "0"):
+            with self.subTest(mode=mode):
+                ours = self.made(cli("mk", "-Q", "-p", mode)[1])["msg"]
+                theirs = self.made(run(["ipcmk", "-Q", "-p", mode])[1])["msg"]
+                self.assertEqual(sysvshm._stat("msg", ours)["mode"],
+                                 sysvshm._stat("msg", theirs)["mode"])
+        # Not octal: both refuse (ipcmk 2.38's message is "failed to parse mode: Success").
+        # Above 0777: ipcmk passes the bits on as flags (01000 is IPC_CREAT, mode 0); refused.
+        for mode in ("999", "rw", "0o600", "01000", ""):
+            with self.subTest(mode=mode):
+                self.assertEqual(cli("mk", "-Q", "-p", mode),
+                                 (1, "", "sysvshm mk: failed to parse mode: '%s'\n" % mode))
+                if mode in ("999", "rw", "0o600"):
+                    theirs = run(["ipcmk", "-Q", "-p", mode])
+                    self.made(theirs[1])
+                    self.assertEqual(theirs[0], 1)
 
 
 # -- limits / summary ------------------------------------------------------------------------------
