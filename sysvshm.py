@@ -1374,6 +1374,11 @@ _CLI_IPC_INFO = 3
 _CLI_INFO = {"shm": 14, "sem": 19, "msg": 12}                   # SHM_INFO, SEM_INFO, MSG_INFO
 _CLI_STAT = {"shm": (15, 13), "sem": (20, 18), "msg": (13, 11)}  # *_STAT_ANY (4.17+), *_STAT
 _CLI_PROC_NAMES = {"shmid": "id", "semid": "id", "msqid": "id", "perms": "mode"}
+_CLI_FIELDS = {   # what the commands read; /proc/sysvipc has had more columns over the years
+    "shm": {"size", "cpid", "lpid", "nattch", "atime", "dtime"},
+    "sem": {"nsems", "otime"},
+    "msg": {"cbytes", "qnum", "lspid", "lrpid", "stime", "rtime"},
+}
 _CLI_WHAT = {"shm": "shared memory segment", "sem": "semaphore", "msg": "message queue"}
 _CLI_JSON_KIND = {"shm": "sharedmemory", "sem": "semaphores", "msg": "messages"}
 _CLI_ID_NAME = {"shm": "shmid", "sem": "semid", "msg": "msqid"}
@@ -1396,7 +1401,8 @@ class _CliError(Exception):
 
 # -- where the records come from ------------------------------------------------------------------
 def _cli_proc_records(kind: str) -> Optional[List[_CliRecord]]:
-    """/proc/sysvipc/KIND parsed by its header line (perms in octal); None if unreadable."""
+    """/proc/sysvipc/KIND parsed by its header line (perms in octal); None if unreadable or
+    without a column the commands need."""
     try:
         with open(os.path.join(_cli_sysvipc, kind)) as table:
             lines = table.read().splitlines()
@@ -1405,6 +1411,9 @@ def _cli_proc_records(kind: str) -> Optional[List[_CliRecord]]:
     if not lines:
         return None
     names = [_CLI_PROC_NAMES.get(name, name) for name in lines[0].split()]
+    if not _CLI_FIELDS[kind] | {"key", "id", "mode", "uid", "gid", "cuid", "cgid",
+                                "ctime"} <= set(names):
+        return None
     records = []
     for line in lines[1:]:
         fields = line.split()
@@ -2235,7 +2244,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(["ls"])
     _cli_prog = "sysvshm " + args.command
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()       # a closed pipe shows here, not at interpreter exit
+        return status
     except _CliError as exc:
         _cli_warn(str(exc))
     except Error as exc:

@@ -498,6 +498,49 @@ class ListingTest(Objects, unittest.TestCase):
                       cli("ls", "-m")[1])
 
 
+class ProcFormatTest(Objects, unittest.TestCase):
+    """/proc/sysvipc files as other kernels print them, read from a directory of our own."""
+
+    def write_tables(self, tables):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        for kind, text in tables.items():
+            with open(os.path.join(directory, kind), "w") as table:
+                table.write(text)
+        return directory
+
+    def test_fewer_columns_and_bad_lines(self):
+        # Linux 2.6.32 printed 14 shm columns (no rss, swap); a line that does not parse is
+        # skipped, as util-linux skips it.
+        directory = self.write_tables({"shm": (
+            "       key      shmid perms       size  cpid  lpid nattch   uid   gid  cuid  cgid"
+            "      atime      dtime      ctime\n"
+            "        -1      32769  1600       4096   100   200      3     0     0     0     0"
+            "          5          6          7\n"
+            "garbage\n")})
+        (record,) = self.records(directory, "shm")
+        self.assertEqual((record["key"], record["id"], record["mode"], record["size"],
+                          record["nattch"], record["ctime"]), (-1, 32769, 0o1600, 4096, 3, 7))
+        status, out, err = cli("ls", "-m", _cli_sysvipc=directory)
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn("0xffffffff 32769      root       600        4096       3          dest",
+                      out)
+
+    @staticmethod
+    def records(directory, kind):
+        with mock.patch.object(sysvshm, "_cli_sysvipc", directory):
+            return sysvshm._cli_proc_records(kind)
+
+    def test_missing_column_falls_back_to_the_syscalls(self):
+        msqid = self.make_msg()
+        directory = self.write_tables({"msg": "key msqid perms cbytes uid gid cuid cgid\n"
+                                              "1 2 600 0 0 0 0 0\n"})
+        self.assertIsNone(self.records(directory, "msg"))
+        status, out, err = cli("ls", "-q", _cli_sysvipc=directory)
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn(" %-10d " % msqid, out)
+
+
 # -- whole outputs, byte for byte, in a private namespace ------------------------------------------
 def _private_scenario():
     """Runs in a fresh IPC namespace: objects of every kind and state, then every listing
@@ -954,6 +997,16 @@ class ProgramTest(Objects, unittest.TestCase):
         self.assertEqual(out, "00000000: 0000 0000 0000 0000 0000 0000 0000 0000  "
                               "................\n")
         self.assertNotIn("Traceback", err)
+        # A short output into a pipe already closed: quiet, status 1.
+        rfd, wfd = os.pipe()
+        os.close(rfd)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "sysvshm", "limits"], cwd=HERE,
+                                    stdout=wfd, stderr=subprocess.PIPE, universal_newlines=True)
+        finally:
+            os.close(wfd)
+        _, err = proc.communicate(timeout=60)
+        self.assertEqual((proc.returncode, err), (1, ""))
 
 
 if __name__ == "__main__":
