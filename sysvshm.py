@@ -1384,18 +1384,909 @@ def _demo() -> int:
     return 0 if ok else 1
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python3 sysvshm.py COMMAND``; see --help."""
+# `python3 -m sysvshm ls|info|rm|mk|limits|summary|dump`: ipcs, ipcrm, ipcmk and lsipc for hosts
+# that have Python but not util-linux.  Layouts, messages and exit statuses are util-linux 2.38's
+# word for word (typos included), so scripts written against those tools keep working; the
+# deviations are deliberate and named where they happen.  The source of truth is the kernel's own
+# table, /proc/sysvipc/* (every object, whatever its permissions; keys in signed decimal); without
+# it, the SHM_INFO/SHM_STAT loops (SEM_*, MSG_*).  Tests point these two paths elsewhere.
+_cli_sysvipc = "/proc/sysvipc"
+_cli_sysctl = "/proc/sys/kernel"
+
+_CLI_KINDS = ("msg", "shm", "sem")     # ipcs prints queues, then segments, then semaphore arrays
+_CLI_IPC_INFO = 3
+_CLI_INFO = {"shm": 14, "sem": 19, "msg": 12}                   # SHM_INFO, SEM_INFO, MSG_INFO
+_CLI_STAT = {"shm": (15, 13), "sem": (20, 18), "msg": (13, 11)}  # *_STAT_ANY (4.17+), *_STAT
+_CLI_PROC_NAMES = {"shmid": "id", "semid": "id", "msqid": "id", "perms": "mode"}
+_CLI_FIELDS = {   # what the commands read; /proc/sysvipc has had more columns over the years
+    "shm": {"size", "cpid", "lpid", "nattch", "atime", "dtime"},
+    "sem": {"nsems", "otime"},
+    "msg": {"cbytes", "qnum", "lspid", "lrpid", "stime", "rtime"},
+}
+_CLI_WHAT = {"shm": "shared memory segment", "sem": "semaphore", "msg": "message queue"}
+_CLI_JSON_KIND = {"shm": "sharedmemory", "sem": "semaphores", "msg": "messages"}
+_CLI_ID_NAME = {"shm": "shmid", "sem": "semid", "msg": "msqid"}
+_CLI_TITLES = {
+    "shm": {"": "Shared Memory Segments", "time": "Shared Memory Attach/Detach/Change Times",
+            "pid": "Shared Memory Creator/Last-op PIDs",
+            "creator": "Shared Memory Segment Creators/Owners"},
+    "sem": {"": "Semaphore Arrays", "time": "Semaphore Operation/Change Times",
+            "creator": "Semaphore Arrays Creators/Owners"},      # ipcs -p has no semaphore table
+    "msg": {"": "Message Queues", "time": "Message Queues Send/Recv/Change Times",
+            "pid": "Message Queues PIDs", "creator": "Message Queues Creators/Owners"},
+}
+_CLI_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))
+_CliRecord = Dict[str, int]
+
+
+class _CliError(Exception):
+    """One line for stderr (after "sysvshm CMD: ") and exit status 1."""
+
+
+# -- where the records come from ------------------------------------------------------------------
+def _cli_proc_records(kind: str) -> Optional[List[_CliRecord]]:
+    """/proc/sysvipc/KIND parsed by its header line (perms in octal); None if unreadable or
+    without a column the commands need."""
+    try:
+        with open(os.path.join(_cli_sysvipc, kind)) as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return None
+    if not lines:
+        return None
+    names = [_CLI_PROC_NAMES.get(name, name) for name in lines[0].split()]
+    if not _CLI_FIELDS[kind] | {"key", "id", "mode", "uid", "gid", "cuid", "cgid",
+                                "ctime"} <= set(names):
+        return None
+    records = []
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) != len(names):
+            continue
+        try:
+            records.append(dict((name, int(value, 8 if name == "mode" else 10))
+                                for name, value in zip(names, fields)))
+        except ValueError:
+            continue
+    return records
+
+
+def _cli_scan_records(kind: str) -> List[_CliRecord]:
+    """The fallback without /proc/sysvipc: *_INFO gives the highest index in use, *_STAT_ANY
+    (or *_STAT before Linux 4.17, which skips objects we may not read) each slot's object."""
+    if not _selfchecked:
+        _selfcheck()
+    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], 128))
+    highest = _ctl(kind, 0, _CLI_INFO[kind], buf)
+    if highest < 0:
+        raise _error(_get_errno(), "%sctl(0, %s_INFO)" % (kind, kind.upper()))
+    records = []
+    for index in range(highest + 1):
+        ident = -1
+        for cmd in _CLI_STAT[kind]:
+            ident = _ctl(kind, index, cmd, buf)
+            if ident >= 0 or _get_errno() != _errno.EINVAL:
+                break
+        if ident >= 0:
+            record = _unpack(kind, buf.raw)
+            record["id"] = ident
+            records.append(record)
+    return records
+
+
+def _cli_records(kind: str) -> List[_CliRecord]:
+    records = _cli_proc_records(kind)
+    return _cli_scan_records(kind) if records is None else records
+
+
+def _cli_find(kind: str, ident: int) -> _CliRecord:
+    for record in _cli_records(kind):
+        if record["id"] == ident:
+            return record
+    raise _CliError("id %d not found" % ident)
+
+
+def _cli_info_struct(kind: str, cmd: int, layout: str) -> Tuple[int, ...]:
+    """shm_info/seminfo/msginfo (SHM_INFO, IPC_INFO, ...) as a tuple, in native alignment."""
+    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], 128))
+    if _ctl(kind, 0, cmd, buf) < 0:
+        raise _error(_get_errno(), "%sctl(0, %d)" % (kind, cmd))
+    return struct.unpack_from(layout, buf.raw)
+
+
+def _cli_sysctl_ints(name: str, count: int) -> Optional[List[int]]:
+    try:
+        with open(os.path.join(_cli_sysctl, name)) as value:
+            numbers = [int(word) for word in value.read().split()]
+    except (OSError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def _cli_limits(kind: str) -> Dict[str, int]:
+    """ipcs -l's numbers: /proc/sys/kernel/* (as ipcs reads them), else IPC_INFO."""
+    if kind == "shm":
+        found = [_cli_sysctl_ints(name, 1) for name in ("shmmax", "shmall", "shmmni")]
+        if all(found):
+            shmmax, shmall, shmmni = [numbers[0] for numbers in found if numbers]
+        else:   # struct shminfo: shmmax, shmmin, shmmni, shmseg, shmall (unsigned long)
+            shmmax, _, shmmni, _, shmall = _cli_info_struct("shm", _CLI_IPC_INFO, "@5L")
+        return {"shmmax": shmmax, "shmall": shmall, "shmmni": shmmni, "shmmin": 1}
+    if kind == "sem":
+        sem = _cli_sysctl_ints("sem", 4)
+        if sem:
+            semmsl, semmns, semopm, semmni = sem
+        else:   # struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, ...
+            _, semmni, semmns, _, semmsl, semopm = _cli_info_struct("sem", _CLI_IPC_INFO, "@6i")
+        return {"semmni": semmni, "semmsl": semmsl, "semmns": semmns, "semopm": semopm,
+                "semvmx": SEMAPHORE_VALUE_MAX}
+    found = [_cli_sysctl_ints(name, 1) for name in ("msgmni", "msgmnb", "msgmax")]
+    if all(found):
+        msgmni, msgmnb, msgmax = [numbers[0] for numbers in found if numbers]
+    else:       # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, ...
+        _, _, msgmax, msgmnb, msgmni = _cli_info_struct("msg", _CLI_IPC_INFO, "@5i")
+    return {"msgmni": msgmni, "msgmax": msgmax, "msgmnb": msgmnb}
+
+
+# -- formatting helpers ---------------------------------------------------------------------------
+_cli_name_cache = {}  # type: Dict[Tuple[str, int], Optional[str]]
+
+
+def _cli_name(database: str, number: int) -> Optional[str]:
+    """The user (database "user") or group name of a number, or None (ipcs prints the number)."""
+    import grp
+    import pwd
+    key = (database, number)
+    if key not in _cli_name_cache:
+        try:
+            _cli_name_cache[key] = (pwd.getpwuid(number).pw_name if database == "user"
+                                    else grp.getgrgid(number).gr_name)
+        except (KeyError, OverflowError):
+            _cli_name_cache[key] = None
+    return _cli_name_cache[key]
+
+
+def _cli_who(database: str, number: int) -> str:
+    name = _cli_name(database, number)
+    return str(number) if name is None else name
+
+
+def _cli_owner(record: _CliRecord, id_width: int) -> str:
+    """ipcs's "%-10d %-10.10s" (id, owner name) or "%-10d %-10u" (id, uid without a name)."""
+    name = _cli_name("user", record["uid"])
+    owner = "%-10u" % record["uid"] if name is None else "%-10.10s" % name
+    return "%-*d %s" % (id_width, record["id"], owner)
+
+
+def _cli_ctime(seconds: int) -> str:
+    """ctime(3) without its newline, in local time: "Fri Nov 27 12:29:44 2026"."""
+    try:
+        return time.ctime(seconds)
+    except (ValueError, OverflowError, OSError):
+        return str(seconds)
+
+
+def _cli_when(seconds: int, short: bool) -> str:
+    if not seconds:
+        return "Not set"
+    return _cli_ctime(seconds)[4:] if short else _cli_ctime(seconds)
+
+
+def _cli_iso(seconds: int) -> Optional[str]:
+    """lsipc --time-format=iso: "2026-11-27T12:31:18+00:00"; None (null) for "Not set"."""
+    import datetime
+    if not seconds:
+        return None
+    return datetime.datetime.fromtimestamp(seconds).astimezone().isoformat()
+
+
+def _cli_c_octal(mode: int) -> str:
+    """C's "%#o": 0644 -> "0644", 0 -> "0" (Python's "%#o" says "0o644")."""
+    return "0%o" % mode if mode else "0"
+
+
+def _cli_command(pid: int) -> Optional[str]:
+    """lsipc's COMMAND: the creator's command line, if that process still exists."""
+    if pid <= 0:
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+            text = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+# -- ls: ipcs [-m|-s|-q] [-t|-p|-c], lsipc --json --------------------------------------------------
+def _cli_table(kind: str, fmt: str, records: List[_CliRecord]) -> List[str]:
+    """One ipcs table: its title, header and rows (ipcs's printf formats, trailing blanks too)."""
+    title = _CLI_TITLES[kind].get(fmt)
+    if title is None:
+        return []
+    idname = _CLI_ID_NAME[kind]
+    lines = ["------ %s --------" % title]
+    if fmt == "creator":
+        lines.append("%-10s %-10s %-10s %-10s %-10s %-10s"
+                     % (idname, "perms", "cuid", "cgid", "uid", "gid"))
+        lines.extend("%-10d %-10o %-10s %-10s %-10s %-10s"
+                     % (r["id"], r["mode"] & 0o777, _cli_who("user", r["cuid"]),
+                        _cli_who("group", r["cgid"]), _cli_who("user", r["uid"]),
+                        _cli_who("group", r["gid"])) for r in records)
+    elif fmt == "time":
+        if kind == "sem":
+            lines.append("%-8s %-10s %-26.24s %-26.24s" % (idname, "owner", "last-op",
+                                                          "last-changed"))
+            lines.extend("%s  %-26.24s %-26.24s" % (_cli_owner(r, 8), _cli_when(r["otime"], False),
+                                                    _cli_when(r["ctime"], False)) for r in records)
+        else:
+            names = ("attached", "detached", "changed", "atime", "dtime") if kind == "shm" \
+                else ("send", "recv", "change", "stime", "rtime")
+            width = 10 if kind == "shm" else 8
+            lines.append("%-*s %-10s %-20s %-20s %-20s" % ((width, idname, "owner") + names[:3]))
+            lines.extend("%s %-20.16s %-20.16s %-20.16s"
+                         % (_cli_owner(r, width), _cli_when(r[names[3]], True),
+                            _cli_when(r[names[4]], True), _cli_when(r["ctime"], True))
+                         for r in records)
+    elif fmt == "pid":
+        if kind == "shm":
+            lines.append("%-10s %-10s %-10s %-10s" % (idname, "owner", "cpid", "lpid"))
+            lines.extend("%s %-10u %-10u" % (_cli_owner(r, 10), r["cpid"], r["lpid"])
+                         for r in records)
+        else:
+            lines.append("%-10s %-10s %-10s %-10s" % (idname, "owner", "lspid", "lrpid"))
+            lines.extend("%s  %5d     %5d" % (_cli_owner(r, 8), r["lspid"], r["lrpid"])
+                         for r in records)
+    elif kind == "shm":
+        lines.append("%-10s %-10s %-10s %-10s %-10s %-10s %-12s"
+                     % ("key", idname, "owner", "perms", "bytes", "nattch", "status"))
+        lines.extend("0x%08x %s %-10o %-10d %-10d %-6s %-6s"
+                     % (r["key"] & 0xFFFFFFFF, _cli_owner(r, 10), r["mode"] & 0o777, r["size"],
+                        r["nattch"], "dest" if r["mode"] & _SHM_DEST else " ",
+                        "locked" if r["mode"] & _SHM_LOCKED else " ") for r in records)
+    elif kind == "sem":
+        lines.append("%-10s %-10s %-10s %-10s %-10s" % ("key", idname, "owner", "perms", "nsems"))
+        lines.extend("0x%08x %s %-10o %-10d" % (r["key"] & 0xFFFFFFFF, _cli_owner(r, 10),
+                                                r["mode"] & 0o777, r["nsems"]) for r in records)
+    else:
+        lines.append("%-10s %-10s %-10s %-10s %-12s %-12s"
+                     % ("key", idname, "owner", "perms", "used-bytes", "messages"))
+        lines.extend("0x%08x %s %-10o %-12d %-12d" % (r["key"] & 0xFFFFFFFF, _cli_owner(r, 10),
+                                                      r["mode"] & 0o777, r["cbytes"], r["qnum"])
+                     for r in records)
+    return lines
+
+
+def _cli_json_record(kind: str, r: _CliRecord) -> Dict[str, Any]:
+    """A record under lsipc's column names (lsipc -b -P --time-format=iso), numbers as numbers."""
+    out = {}  # type: Dict[str, Any]
+    out.update([("key", "0x%08x" % (r["key"] & 0xFFFFFFFF)), ("id", r["id"]),
+                ("owner", _cli_who("user", r["uid"])), ("perms", _cli_c_octal(r["mode"] & 0o777)),
+                ("cuid", r["cuid"]), ("cuser", _cli_name("user", r["cuid"])), ("cgid", r["cgid"]),
+                ("cgroup", _cli_name("group", r["cgid"])), ("uid", r["uid"]),
+                ("user", _cli_name("user", r["uid"])), ("gid", r["gid"]),
+                ("group", _cli_name("group", r["gid"])), ("ctime", _cli_iso(r["ctime"]))])
+    if kind == "shm":
+        status = [word for bit, word in ((_SHM_DEST, "dest"), (_SHM_LOCKED, "locked"))
+                  if r["mode"] & bit]
+        out.update([("size", r["size"]), ("nattch", r["nattch"]),
+                    ("status", ",".join(status) or None), ("attach", _cli_iso(r["atime"])),
+                    ("detach", _cli_iso(r["dtime"])), ("command", _cli_command(r["cpid"])),
+                    ("cpid", r["cpid"]), ("lpid", r["lpid"])])
+    elif kind == "sem":
+        out.update([("nsems", r["nsems"]), ("otime", _cli_iso(r["otime"]))])
+    else:
+        out.update([("usedbytes", r["cbytes"]), ("msgs", r["qnum"]), ("send", _cli_iso(r["stime"])),
+                    ("recv", _cli_iso(r["rtime"])), ("lspid", r["lspid"]), ("lrpid", r["lrpid"])])
+    return out
+
+
+def _cli_kinds(args: Any) -> List[str]:
+    chosen = [kind for kind in _CLI_KINDS if getattr(args, kind, False)]
+    return chosen or list(_CLI_KINDS)
+
+
+def _cli_print(lines: Iterable[str]) -> None:
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def _cli_print_json(value: Any) -> None:
+    import json
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def _cli_ls(args: Any) -> int:
+    kinds = _cli_kinds(args)
+    if args.json:
+        _cli_print_json(dict((_CLI_JSON_KIND[kind], [_cli_json_record(kind, r)
+                                                     for r in _cli_records(kind)])
+                             for kind in kinds))
+        return 0
+    lines = [""]
+    for kind in kinds:
+        lines.extend(_cli_table(kind, args.format, _cli_records(kind)))
+        lines.append("")
+    _cli_print(lines)
+    return 0
+
+
+# -- info: ipcs -m|-s|-q -i ID --------------------------------------------------------------------
+def _cli_parse_int32(text: str, what: str) -> int:
+    """util-linux's strtos32_or_err(): a signed 32-bit decimal number, or a one-line error."""
+    import re
+    if not re.match(r"\s*[-+]?[0-9]+\Z", text):
+        raise _CliError("%s: '%s'" % (what, text))
+    value = int(text)
+    if not -2 ** 31 <= value < 2 ** 31:
+        raise _CliError("%s: '%s': %s" % (what, text, os.strerror(_errno.ERANGE)))
+    return value
+
+
+def _cli_sem_elements(semid: int, nsems: int) -> List[Dict[str, int]]:
+    """semnum, value, ncount, zcount, pid of every semaphore (semctl GETVAL, GETNCNT, ...)."""
+    elements = []
+    for semnum in range(nsems):
+        element = {"semnum": semnum}
+        for name, cmd, cname in (("value", _GETVAL, "GETVAL"), ("ncount", _GETNCNT, "GETNCNT"),
+                                 ("zcount", _GETZCNT, "GETZCNT"), ("pid", _GETPID, "GETPID")):
+            result = _semctl(semid, semnum, cmd)
+            if result < 0:
+                raise _CliError("semctl(%s) failed: %s" % (cname, os.strerror(_get_errno())))
+            element[name] = result
+        elements.append(element)
+    return elements
+
+
+def _cli_info(args: Any) -> int:
+    kind = args.kind
+    ident = _cli_parse_int32(args.id, "failed to parse id argument")
+    r = _cli_find(kind, ident)
+    elements = []  # type: List[Dict[str, int]]
+    if kind == "msg" and "qbytes" not in r:    # not in /proc/sysvipc/msg: IPC_STAT, as ipcs
+        try:
+            r["qbytes"] = _stat("msg", ident)["qbytes"]
+        except Error:
+            r["qbytes"] = 0
+    if kind == "sem":
+        elements = _cli_sem_elements(ident, r["nsems"])
+    if args.json:
+        record = _cli_json_record(kind, r)
+        if kind == "msg":
+            record["qbytes"] = r["qbytes"]
+        if kind == "sem":
+            record["elements"] = elements
+        _cli_print_json({_CLI_JSON_KIND[kind]: [record]})
+        return 0
+    mode = _cli_c_octal(r["mode"]), _cli_c_octal(r["mode"] & 0o777)
+    if kind == "shm":
+        lines = ["", "Shared memory Segment shmid=%d" % ident,
+                 "uid=%u\tgid=%u\tcuid=%u\tcgid=%u" % (r["uid"], r["gid"], r["cuid"], r["cgid"]),
+                 "mode=%s\taccess_perms=%s" % mode,
+                 "bytes=%d\tlpid=%d\tcpid=%d\tnattch=%d" % (r["size"], r["lpid"], r["cpid"],
+                                                             r["nattch"]),
+                 "att_time=%-26.24s" % _cli_when(r["atime"], False),
+                 "det_time=%-26.24s" % _cli_when(r["dtime"], False),
+                 "change_time=%-26.24s" % _cli_ctime(r["ctime"]), ""]
+    elif kind == "sem":
+        lines = ["", "Semaphore Array semid=%d" % ident,
+                 "uid=%u\t gid=%u\t cuid=%u\t cgid=%u" % (r["uid"], r["gid"], r["cuid"], r["cgid"]),
+                 "mode=%s, access_perms=%s" % mode, "nsems = %d" % r["nsems"],
+                 "otime = %-26.24s" % _cli_when(r["otime"], False),
+                 "ctime = %-26.24s" % _cli_ctime(r["ctime"]),
+                 "%-10s %-10s %-10s %-10s %-10s" % ("semnum", "value", "ncount", "zcount", "pid")]
+        lines.extend("%-10d %-10d %-10d %-10d %-10d" % (e["semnum"], e["value"], e["ncount"],
+                                                        e["zcount"], e["pid"]) for e in elements)
+        lines.append("")
+    else:
+        lines = ["", "Message Queue msqid=%d" % ident,
+                 "uid=%u\tgid=%u\tcuid=%u\tcgid=%u\tmode=%s" % (r["uid"], r["gid"], r["cuid"],
+                                                               r["cgid"], mode[0]),
+                 "cbytes=%d\tqbytes=%d\tqnum=%d\tlspid=%d\tlrpid=%d"
+                 % (r["cbytes"], r["qbytes"], r["qnum"], r["lspid"], r["lrpid"]),
+                 "send_time=%-26.24s" % _cli_when(r["stime"], False),
+                 "rcv_time=%-26.24s" % _cli_when(r["rtime"], False),
+                 "change_time=%-26.24s" % _cli_when(r["ctime"], False), ""]
+    _cli_print(lines)
+    return 0
+
+
+# -- rm: ipcrm ------------------------------------------------------------------------------------
+def _cli_parse_key(text: str) -> int:
+    """A key as ipcrm reads it (strtoul base 0: 0x1f, 017, 31), or signed decimal as
+    /proc/sysvipc prints it; returned as key_t.  Beyond 32 bits is an error, not truncated."""
+    import re
+    match = re.match(r"\s*([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z", text)
+    if not match:
+        raise _CliError("failed to parse argument: '%s'" % text)
+    sign, digits = match.groups()
+    base = 16 if digits[:2] in ("0x", "0X") else 8 if digits.startswith("0") else 10
+    value = int(digits, base) * (-1 if sign == "-" else 1)
+    if not KEY_MIN <= value <= KEY_MAX:
+        raise _CliError("failed to parse argument: '%s': %s" % (text, os.strerror(_errno.ERANGE)))
+    return _key_t(value)
+
+
+def _cli_rmid(kind: str, ident: int) -> int:
+    if kind == "shm":
+        return int(_shmctl(ident, _IPC_RMID, None))
+    if kind == "sem":
+        return int(_semctl(ident, 0, _IPC_RMID))
+    return int(_libc.msgctl(ident, _IPC_RMID, None))
+
+
+def _cli_get(kind: str, ckey: int, flags: int, size: int = 0) -> int:
+    """shmget / semget / msgget: size is a segment's size or a set's number of semaphores."""
+    if kind == "shm":
+        return int(_shmget(ckey, size, flags))
+    if kind == "sem":
+        return int(_semget(ckey, size, flags))
+    return int(_libc.msgget(ckey, flags))
+
+
+def _cli_warn(text: str) -> None:
+    sys.stderr.write("%s: %s\n" % (_cli_prog, text))
+    sys.stderr.flush()
+
+
+def _cli_remove(kind: str, ident: int, key_text: Optional[str], verbose: bool) -> bool:
+    """ipcrm's remove_id(): IPC_RMID and its messages; quirk kept: a key's message shows the id."""
+    if verbose:
+        print("removing %s id `%d'" % (_CLI_WHAT[kind], ident))
+    if _cli_rmid(kind, ident) == 0:
+        return True
+    err = _get_errno()
+    what = "key" if key_text is not None else "id"
+    if err in (_errno.EACCES, _errno.EPERM):
+        message = "permission denied for %s" % what
+    elif err == _errno.EINVAL:
+        message = "invalid %s" % what
+    elif err == _errno.EIDRM:
+        message = "already removed %s" % what
+    else:
+        raise _CliError("%s failed: %s" % (what, os.strerror(err)))
+    _cli_warn("%s (%d)" % (message, ident))
+    return False
+
+
+def _cli_remove_all(kind: str) -> int:
+    """rm --all KIND: every object of that kind we may remove; prints each one removed.
+    Segments already marked for removal (dest) are left as they are, not removed twice."""
+    failures = 0
+    for r in _cli_records(kind):
+        if kind == "shm" and r["mode"] & _SHM_DEST:
+            continue
+        if _cli_rmid(kind, r["id"]) == 0:
+            print("removed %s id %d (key 0x%08x)" % (_CLI_WHAT[kind], r["id"],
+                                                    r["key"] & 0xFFFFFFFF))
+            continue
+        err = _get_errno()
+        if err in (_errno.EINVAL, _errno.EIDRM):
+            continue                            # removed by someone else meanwhile
+        if err not in (_errno.EACCES, _errno.EPERM):
+            raise _CliError("id failed: %s" % os.strerror(err))
+        _cli_warn("permission denied for id (%d)" % r["id"])
+        failures += 1
+    return failures
+
+
+def _cli_rm(args: Any) -> int:
+    targets = args.targets or []
+    if not targets and not args.all:
+        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY or --all KIND")
+    # Every argument is checked before anything is removed (ipcrm stops half-way instead).
+    parsed = [(kind, text, _cli_parse_key(text) if by_key
+               else _cli_parse_int32(text, "failed to parse argument"), by_key)
+              for kind, by_key, text in targets]
+    failures = 0
+    for kind, text, value, by_key in parsed:
+        ident = value
+        if by_key:
+            if value == IPC_PRIVATE:
+                _cli_warn("illegal key (%s)" % text)
+                failures += 1
+                continue
+            ident = _cli_get(kind, value, 0)
+            if ident < 0:
+                err = _get_errno()
+                message = {_errno.EACCES: "permission denied for key", _errno.ENOENT: "invalid key",
+                           _errno.EIDRM: "already removed key"}.get(err)
+                if message is None:
+                    raise _CliError("key failed: %s" % os.strerror(err))
+                _cli_warn("%s (%s)" % (message, text))
+                failures += 1
+                continue
+        if not _cli_remove(kind, ident, text if by_key else None, args.verbose):
+            failures += 1
+    for kind in ("shm", "msg", "sem"):
+        if kind in (args.all or []):
+            failures += _cli_remove_all(kind)
+    return 1 if failures else 0
+
+
+# -- mk: ipcmk ------------------------------------------------------------------------------------
+def _cli_parse_size(text: str, what: str) -> int:
+    """util-linux's strtosize(): an integer as strtoumax(base 0) reads it (4096, 0x1000, 010 is
+    8), optionally with a fraction and a suffix K, M, G, T, P, E (KiB = K = 1024, KB = Kb =
+    1000); fractions are exact here (util-linux reads 1.25KiB as 1279).  Fits in size_t."""
+    import re
+    match = re.match(r"\s*(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(?:\.([0-9]+))?"
+                     r"(?:([KMGTPEZYkmgtpezy])(i[Bb]|[Bb])?)?\Z", text)
+    if not match or (match.group(2) and not match.group(3)):
+        raise _CliError("failed to parse %s: '%s': %s" % (what, text, os.strerror(_errno.EINVAL)))
+    whole, fraction, unit, tail = match.groups()
+    base = 16 if whole[:2] in ("0x", "0X") else 8 if whole.startswith("0") else 10
+    scale = (1000 if tail in ("B", "b") else 1024) ** ("KMGTPEZY".index(unit.upper()) + 1) \
+        if unit else 1
+    value = int(whole, base) * scale
+    if fraction:
+        value += int(fraction) * scale // 10 ** len(fraction)
+    if value >= 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)):
+        raise _CliError("failed to parse %s: '%s': %s" % (what, text, os.strerror(_errno.ERANGE)))
+    return value
+
+
+def _cli_parse_mode(text: str) -> int:
+    """Octal, 0..0777.  (ipcmk 2.38 says "failed to parse mode: Success" for what is not octal,
+    and passes bits above 0777 on as flags: its -p 01000 is IPC_CREAT and mode 0.)"""
+    import re
+    match = re.match(r"\s*([0-7]+)\Z", text)
+    if not match or int(match.group(1), 8) > 0o777:
+        raise _CliError("failed to parse mode: '%s'" % text)
+    return int(match.group(1), 8)
+
+
+def _cli_create(kind: str, ckey: Optional[int], mode: int, size: int) -> int:
+    """Create with IPC_CREX: at `ckey`, or at a random unused key (ipcmk takes a random key
+    with IPC_CREAT alone, and so may open someone else's object instead of creating one)."""
+    if ckey is not None:
+        ident = _cli_get(kind, ckey, IPC_CREX | mode, size)
+    else:
+        for _ in range(1000):
+            ident = _cli_get(kind, _random_key(), IPC_CREX | mode, size)
+            if ident >= 0 or _get_errno() != _errno.EEXIST:
+                break
+    if ident < 0:
+        return -_get_errno()
+    if kind == "sem":
+        # Mark the set initialised (sem_otime, FACTS §6) so that sysvshm's openers do not wait
+        # for it; a creator that may not alter its own set (mode 0400) leaves it unmarked.
+        try:
+            _sem_initialise(ident, [0] * size)
+        except PermissionsError:
+            pass
+    return ident
+
+
+def _cli_mk(args: Any) -> int:
+    if args.shmem is None and args.semaphore is None and not args.queue:
+        raise _CliError("nothing to create: give -M SIZE, -S NSEMS and/or -Q")
+    mode = _cli_parse_mode(args.mode)
+    ckey = None if args.key is None else _cli_parse_key(args.key)
+    size = 0 if args.shmem is None else _cli_parse_size(args.shmem, "size")
+    nsems = 0 if args.semaphore is None else _cli_parse_int32(args.semaphore,
+                                                               "failed to parse elements")
+    for kind, asked, count, failed, made in (
+            ("shm", args.shmem is not None, size, "create share memory failed",
+             "Shared memory id: %d"),
+            ("msg", args.queue, 0, "create message queue failed", "Message queue id: %d"),
+            ("sem", args.semaphore is not None, nsems, "create semaphore failed",
+             "Semaphore id: %d")):
+        if asked:
+            ident = _cli_create(kind, ckey, mode, count)
+            if ident < 0:
+                raise _CliError("%s: %s" % (failed, os.strerror(-ident)))
+            print(made % ident)
+            sys.stdout.flush()
+    return 0
+
+
+# -- limits (ipcs -l, lsipc -g) and summary (ipcs -u) ---------------------------------------------
+def _cli_limits_cmd(args: Any) -> int:
+    kinds = _cli_kinds(args)
+    limits = dict((kind, _cli_limits(kind)) for kind in kinds)
+    if args.json:
+        rows = []   # lsipc --global's rows: resource, description, limit, used
+        for kind in kinds:
+            lim, records = limits[kind], _cli_records(kind)
+            if kind == "msg":
+                rows += [("MSGMNI", "Number of message queues", lim["msgmni"], len(records)),
+                         ("MSGMAX", "Max size of message (bytes)", lim["msgmax"], None),
+                         ("MSGMNB", "Default max size of queue (bytes)", lim["msgmnb"], None)]
+            elif kind == "shm":
+                pages = sum(r["size"] for r in records) // PAGE_SIZE
+                rows += [("SHMMNI", "Shared memory segments", lim["shmmni"], len(records)),
+                         ("SHMALL", "Shared memory pages", lim["shmall"], pages),
+                         ("SHMMAX", "Max size of shared memory segment (bytes)", lim["shmmax"],
+                          None),
+                         ("SHMMIN", "Min size of shared memory segment (bytes)", lim["shmmin"],
+                          None)]
+            else:
+                rows += [("SEMMNI", "Number of semaphore identifiers", lim["semmni"],
+                          len(records)),
+                         ("SEMMNS", "Total number of semaphores", lim["semmns"],
+                          sum(r["nsems"] for r in records)),
+                         ("SEMMSL", "Max semaphores per semaphore set.", lim["semmsl"], None),
+                         ("SEMOPM", "Max number of operations per semop(2)", lim["semopm"], None),
+                         ("SEMVMX", "Semaphore max value", lim["semvmx"], None)]
+        _cli_print_json({"ipclimits": [
+            {"resource": resource, "description": text, "limit": limit, "used": used}
+            for resource, text, limit, used in rows]})
+        return 0
+    unit = "bytes" if args.bytes else "kbytes"
+    lines = [""]
+    for kind in kinds:
+        lim = limits[kind]
+        if kind == "msg":
+            lines += ["------ Messages Limits --------",
+                      "max queues system wide = %d" % lim["msgmni"],
+                      "max size of message (bytes) = %d" % lim["msgmax"],
+                      "default max size of queue (bytes) = %d" % lim["msgmnb"]]
+        elif kind == "shm":
+            # ipcs multiplies in uint64_t and, on overflow, prints the largest multiple of the
+            # unit instead (shmall's default is "unlimited", close to 2**64).
+            step = PAGE_SIZE // 1024 if unit == "kbytes" else PAGE_SIZE
+            total = lim["shmall"] * step
+            if total >= 2 ** 64:
+                total = 2 ** 64 - 1 - (2 ** 64 - 1) % step
+            lines += ["------ Shared Memory Limits --------",
+                      "max number of segments = %d" % lim["shmmni"],
+                      "max seg size (%s) = %d" % (unit, lim["shmmax"] // (1024 if unit == "kbytes"
+                                                                          else 1)),
+                      "max total shared memory (%s) = %d" % (unit, total),
+                      "min seg size (bytes) = %d" % lim["shmmin"]]
+        else:
+            lines += ["------ Semaphore Limits --------",
+                      "max number of arrays = %d" % lim["semmni"],
+                      "max semaphores per array = %d" % lim["semmsl"],
+                      "max semaphores system wide = %d" % lim["semmns"],
+                      "max ops per semop call = %d" % lim["semopm"],
+                      "semaphore max value = %d" % lim["semvmx"]]
+        lines.append("")
+    _cli_print(lines)
+    return 0
+
+
+def _cli_summary(args: Any) -> int:
+    """ipcs -u: the kernel's SHM_INFO / SEM_INFO / MSG_INFO counters."""
+    kinds = _cli_kinds(args)
+    found = {}  # type: Dict[str, Dict[str, int]]
+    for kind in kinds:
+        if kind == "msg":   # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz,
+            #                                  msgtql
+            info = _cli_info_struct("msg", _CLI_INFO["msg"], "@7i")
+            found[kind] = {"allocated_queues": info[0], "used_headers": info[1],
+                           "used_space": info[6]}
+        elif kind == "shm":  # struct shm_info: int used_ids; unsigned long shm_tot, rss, swp, ...
+            info = _cli_info_struct("shm", _CLI_INFO["shm"], "@i5L")
+            found[kind] = dict(zip(("segments_allocated", "pages_allocated", "pages_resident",
+                                    "pages_swapped", "swap_attempts", "swap_successes"), info))
+        else:               # struct seminfo: ..., semusz (sets in use), semvmx, semaem (sems)
+            info = _cli_info_struct("sem", _CLI_INFO["sem"], "@10i")
+            found[kind] = {"used_arrays": info[7], "allocated_semaphores": info[9]}
+    if args.json:
+        _cli_print_json(dict((_CLI_JSON_KIND[kind], found[kind]) for kind in kinds))
+        return 0
+    lines = [""]
+    for kind in kinds:
+        n = found[kind]
+        if kind == "msg":
+            lines += ["------ Messages Status --------",
+                      "allocated queues = %d" % n["allocated_queues"],
+                      "used headers = %d" % n["used_headers"],
+                      "used space = %d bytes" % n["used_space"]]
+        elif kind == "shm":
+            lines += ["------ Shared Memory Status --------",
+                      "segments allocated %d" % n["segments_allocated"],
+                      "pages allocated %d" % n["pages_allocated"],
+                      "pages resident  %d" % n["pages_resident"],
+                      "pages swapped   %d" % n["pages_swapped"],
+                      "Swap performance: %d attempts\t %d successes"
+                      % (n["swap_attempts"], n["swap_successes"])]
+        else:
+            lines += ["------ Semaphore Status --------",
+                      "used arrays = %d" % n["used_arrays"],
+                      "allocated semaphores = %d" % n["allocated_semaphores"]]
+        lines.append("")
+    _cli_print(lines)
+    return 0
+
+
+# -- dump: xxd of a segment -----------------------------------------------------------------------
+def _cli_hexdump(data: bytes, address: int) -> List[str]:
+    """xxd's default layout: offset, eight groups of two bytes, the printable characters."""
+    import binascii
+    lines = []
+    for start in range(0, len(data), 16):
+        row = data[start:start + 16]
+        digits = binascii.hexlify(row).decode("ascii")
+        groups = " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+        lines.append("%08x: %-39s  %s" % (address + start, groups,
+                                          row.translate(_CLI_PRINTABLE).decode("ascii")))
+    return lines
+
+
+def _cli_dump(args: Any) -> int:
+    ident = _cli_parse_int32(args.id, "failed to parse id argument")
+    offset = _cli_parse_size(args.offset, "offset")
+    length = None if args.length is None else _cli_parse_size(args.length, "length")
+    try:
+        mem = attach(ident, None, SHM_RDONLY)
+    except RemovedError:
+        raise _CliError("id %d not found" % ident)
+    try:
+        size = mem.size
+        if offset > size:
+            raise _CliError("offset %d is beyond the end of segment %d (%d bytes)"
+                            % (offset, ident, size))
+        end = size if length is None else min(size, offset + length)
+        position = offset
+        while position < end:
+            count = min(end - position, 1 << 16)
+            _cli_print(_cli_hexdump(mem.read(count, position), position))
+            position += count
+    finally:
+        mem.detach()
+    return 0
+
+
+# -- main -----------------------------------------------------------------------------------------
+_cli_prog = "sysvshm"
+
+
+def _cli_parser() -> Any:
     import argparse
-    parser = argparse.ArgumentParser(prog="sysvshm", description="System V IPC from Python.")
+    from typing import NoReturn
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            # util-linux style: one line on stderr, exit status 1 (argparse: usage text and 2).
+            self.exit(1, "%s: %s (see '%s --help')\n" % (self.prog, message, self.prog))
+
+    class Target(argparse.Action):
+        """rm's -m/-M/-s/-S/-q/-Q, kept in command-line order in one list."""
+
+        def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+            targets = getattr(namespace, "targets", None) or []
+            targets.append((self.const[0], self.const[1], values))
+            setattr(namespace, "targets", targets)
+
+    def kinds(command: Any, help_suffix: str) -> None:
+        command.add_argument("-m", "--shm", dest="shm", action="store_true",
+                             help="shared memory segments" + help_suffix)
+        command.add_argument("-s", "--sem", dest="sem", action="store_true",
+                             help="semaphore sets" + help_suffix)
+        command.add_argument("-q", "--msg", dest="msg", action="store_true",
+                             help="message queues" + help_suffix)
+
+    parser = Parser(prog="sysvshm", description="System V IPC from Python: ipcs, ipcrm, ipcmk "
+                    "and lsipc for hosts without util-linux.  Without a command: ls.",
+                    epilog="'sysvshm COMMAND --help' describes each command.")
+    parser.add_argument("-V", "--version", action="version", version="sysvshm " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = commands.add_parser("ls", help="list segments, semaphore sets and queues (ipcs, lsipc)",
+                             description="List the IPC namespace's objects as ipcs prints them "
+                             "(all kinds unless -m/-s/-q), or as JSON with lsipc's field names.")
+    kinds(ls, " only")
+    form = ls.add_mutually_exclusive_group()
+    for short, name, text in (("-t", "time", "attach/detach/change times (ipcs -t)"),
+                              ("-p", "pid", "creator and last-operation pids (ipcs -p)"),
+                              ("-c", "creator", "creator and owner (ipcs -c)")):
+        form.add_argument(short, "--" + name, dest="format", action="store_const", const=name,
+                          help=text)
+    form.add_argument("--json", action="store_true",
+                      help="JSON, every field, under lsipc's names (lsipc --json -b -P)")
+    ls.set_defaults(format="", handler=_cli_ls)
+
+    info = commands.add_parser("info", help="one object in detail (ipcs -m|-s|-q -i ID)",
+                               description="Show one object in detail, as 'ipcs -m|-s|-q -i ID' "
+                               "does; a semaphore set with its semaphores' value, ncount, "
+                               "zcount and pid.")
+    which = info.add_mutually_exclusive_group(required=True)
+    for short, kind, text in (("-m", "shm", "a shared memory segment"),
+                              ("-s", "sem", "a semaphore set"), ("-q", "msg", "a message queue")):
+        which.add_argument(short, "--" + kind, dest="kind", action="store_const", const=kind,
+                           help=text)
+    info.add_argument("id", metavar="ID", help="its id (not its key)")
+    info.add_argument("--json", action="store_true", help="JSON under lsipc's names")
+    info.set_defaults(handler=_cli_info)
+
+    rm = commands.add_parser("rm", help="remove objects by id or key (ipcrm)",
+                             description="Remove objects by id or key, as ipcrm does (same "
+                             "messages and exit status).  Options may repeat; every argument "
+                             "is checked before anything is removed.")
+    for short, name, kind, by_key, metavar, text in (
+            ("-m", "--shmem-id", "shm", False, "ID", "a shared memory segment by id"),
+            ("-M", "--shmem-key", "shm", True, "KEY", "a shared memory segment by key"),
+            ("-s", "--semaphore-id", "sem", False, "ID", "a semaphore set by id"),
+            ("-S", "--semaphore-key", "sem", True, "KEY", "a semaphore set by key"),
+            ("-q", "--queue-id", "msg", False, "ID", "a message queue by id"),
+            ("-Q", "--queue-key", "msg", True, "KEY", "a message queue by key")):
+        rm.add_argument(short, name, action=Target, const=(kind, by_key), metavar=metavar,
+                        help=text)
+    rm.add_argument("--all", action="append", choices=("shm", "sem", "msg"), metavar="KIND",
+                    help="remove EVERY object of KIND (shm, sem or msg) that you may remove, "
+                    "printing each one removed; repeat for several kinds")
+    rm.add_argument("-v", "--verbose", action="store_true", help="say what is being removed")
+    rm.set_defaults(targets=None, handler=_cli_rm)
+
+    mk = commands.add_parser("mk", help="create a segment, set or queue (ipcmk)",
+                             description="Create objects as ipcmk does and print their ids; "
+                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL).")
+    mk.add_argument("-M", "--shmem", metavar="SIZE",
+                    help="a shared memory segment of SIZE bytes (suffixes K, M, G, ...: "
+                    "KiB = K = 1024, KB = 1000)")
+    mk.add_argument("-S", "--semaphore", metavar="NSEMS",
+                    help="a set of NSEMS semaphores (values 0)")
+    mk.add_argument("-Q", "--queue", action="store_true", help="a message queue")
+    mk.add_argument("-p", "--mode", default="0644", metavar="MODE",
+                    help="permissions, octal (default 0644, as ipcmk)")
+    mk.add_argument("-k", "--key", metavar="KEY",
+                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if taken")
+    mk.set_defaults(handler=_cli_mk)
+
+    limits = commands.add_parser("limits", help="system limits (ipcs -l)",
+                                 description="System-wide limits as 'ipcs -l' prints them, "
+                                 "from /proc/sys/kernel (else IPC_INFO).")
+    kinds(limits, " only")
+    limits.add_argument("-b", "--bytes", action="store_true", help="sizes in bytes (ipcs -l -b)")
+    limits.add_argument("--json", action="store_true",
+                        help="JSON: lsipc --global's rows (resource, description, limit, used)")
+    limits.set_defaults(handler=_cli_limits_cmd)
+
+    summary = commands.add_parser("summary", help="current usage (ipcs -u)",
+                                  description="Current usage as 'ipcs -u' prints it (the "
+                                  "kernel's SHM_INFO, SEM_INFO and MSG_INFO counters).")
+    kinds(summary, " only")
+    summary.add_argument("--json", action="store_true", help="JSON")
+    summary.set_defaults(handler=_cli_summary)
+
+    dump = commands.add_parser("dump", help="hexdump of a segment (xxd), attached read-only",
+                               description="Print a segment's bytes as xxd does, attaching it "
+                               "read-only (SHM_RDONLY): offsets are the segment's.")
+    dump.add_argument("id", metavar="ID", help="the segment's id")
+    dump.add_argument("--offset", default="0", metavar="N",
+                      help="start at byte N (decimal, 0x hex, or K/M/G suffixes)")
+    dump.add_argument("--length", metavar="N", help="at most N bytes (default: to the end)")
+    dump.set_defaults(handler=_cli_dump)
+
     commands.add_parser("demo", help="run the A/B scenario: segment + semaphore set, two "
                         "processes, timings; removes what it made")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python3 -m sysvshm [COMMAND]``; see --help.  Returns the exit status."""
+    global _cli_prog
+    parser = _cli_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     if args.command == "demo":
         return _demo()
-    parser.print_help()
-    return 2
+    if args.command is None:
+        args = parser.parse_args(["ls"])
+    _cli_prog = "sysvshm " + args.command
+    try:
+        status = int(args.handler(args))
+        sys.stdout.flush()       # a closed pipe shows here, not at interpreter exit
+        return status
+    except _CliError as exc:
+        _cli_warn(str(exc))
+    except Error as exc:
+        _cli_warn("%s: %s" % (exc.call, exc.strerror) if exc.call else str(exc))
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # `sysvshm dump ID | head`: stop quietly; stdout goes nowhere from now on.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            return 1
+        _cli_warn(exc.strerror or str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return 1
 
 
 if __name__ == "__main__":
