@@ -2111,7 +2111,7 @@ def _cli_dump(args: Any) -> int:
     try:
         mem = attach(ident, None, SHM_RDONLY)
     except RemovedError:
-        raise _CliError("id %d not found" % ident)
+        raise _CliError("id %d not found" % ident) from None
     try:
         size = mem.size
         if offset > size:
@@ -2147,7 +2147,7 @@ def _cli_parser() -> Any:
         def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
             targets = getattr(namespace, "targets", None) or []
             targets.append((self.const[0], self.const[1], values))
-            setattr(namespace, "targets", targets)
+            namespace.targets = targets
 
     def kinds(command: Any, help_suffix: str) -> None:
         command.add_argument("-m", "--shm", dest="shm", action="store_true",
