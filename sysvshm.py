@@ -1391,6 +1391,9 @@ class MessageQueue(_Permissions):
     def __init__(self, key: Optional[int], flags: int = 0, mode: int = 0o600,
                  max_message_size: int = 2048) -> None:
         flags = _check_flags(flags, IPC_CREX, "MessageQueue")
+        if flags & IPC_EXCL and not flags & IPC_CREAT:
+            raise ValueError("IPC_EXCL must be combined with IPC_CREAT (the kernel ignores it "
+                             "alone)")
         mode = _check_mode(mode)
         size = _index(max_message_size, "max_message_size")
         if not 0 <= size <= sys.maxsize - _MTEXT:

@@ -222,6 +222,8 @@ class TestMessageQueue(Base):
         with self.assertRaises(ValueError):
             sysvshm.MessageQueue(None)                 # a random key needs IPC_CREX
         with self.assertRaises(ValueError):
+            sysvshm.MessageQueue(key, sysvshm.IPC_EXCL)   # as sysv_ipc: EXCL needs CREAT
+        with self.assertRaises(ValueError):
             sysvshm.MessageQueue(2 ** 32, IPC_CREX)    # never truncated into key_t
         with self.assertRaises(ValueError):
             sysvshm.MessageQueue(None, IPC_CREX, max_message_size=-1)
