@@ -1471,7 +1471,7 @@ class MessageQueue(_Permissions):
                 if err == _errno.EINVAL:          # msgmax lowered since?  Or the queue is gone.
                     self._check_length(length)
                 if err != _errno.EINTR:
-                    raise self._fail(err, "msgsnd(id=%d, %d bytes, type=%d, %s)" % (
+                    raise self._fail(err, "msgsnd(id=%d, %d bytes, type=%d, flags=%s)" % (
                         self._id, length, type, _flag_names(flags)), length)
         finally:
             pool.append(buf)
@@ -1481,7 +1481,7 @@ class MessageQueue(_Permissions):
         while True:
             err = _get_errno()
             if err != _errno.EINTR:
-                raise self._fail(err, "msgrcv(id=%d, %d bytes, type=%d, %s)" % (
+                raise self._fail(err, "msgrcv(id=%d, %d bytes, type=%d, flags=%s)" % (
                     self._id, size.value, type, _flag_names(flags)), size.value)
             length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
             if length >= 0:
