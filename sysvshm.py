@@ -52,6 +52,7 @@ __all__ = [
     "VERSION", "Error", "InternalError", "PermissionsError", "ExistentialError", "BusyError",
     "NotAttachedError", "SharedMemory", "Semaphore", "SemaphoreSet", "attach", "ftok",
     "remove_semaphore", "remove_shared_memory",
+    "MSG_NOERROR", "MSG_EXCEPT", "MessageQueue", "remove_message_queue",
 ]
 
 if not sys.platform.startswith("linux"):
@@ -79,6 +80,10 @@ _SHM_DEST, _SHM_LOCKED = 0o1000, 0o2000   # status bits of shm_perm.mode
 
 SEM_UNDO = 0x1000
 _GETPID, _GETVAL, _GETALL, _GETNCNT, _GETZCNT, _SETVAL, _SETALL = 11, 12, 13, 14, 15, 16, 17
+
+# <sys/msg.h>; MSG_EXCEPT is Linux-only (MSG_COPY, also Linux, is not offered).
+MSG_NOERROR = 0o10000                # msgrcv: truncate a longer message instead of failing (E2BIG)
+MSG_EXCEPT = 0o20000                 # msgrcv with type > 0: the first message *not* of that type
 
 KEY_MIN = -2 ** 31                   # key_t is a 32-bit signed int; ipcs prints it unsigned,
 KEY_MAX = 2 ** 32 - 1                # so 0x80000000..0xffffffff are accepted as well.
@@ -185,6 +190,8 @@ _PROTOTYPES = {
     "madvise": ([_c_void_p, _c_size_t, _c_int], _c_int),
     "msgget": ([_c_int, _c_int], _c_int),
     "msgctl": ([_c_int, _c_int, _c_void_p], _c_int),
+    "msgsnd": ([_c_int, _c_void_p, _c_size_t, _c_int], _c_int),
+    "msgrcv": ([_c_int, _c_void_p, _c_size_t, ctypes.c_long, _c_int], ctypes.c_ssize_t),
 }  # type: Dict[str, Tuple[List[Any], Any]]
 for _name, (_argtypes, _restype) in _PROTOTYPES.items():
     _func = getattr(_libc, _name)
@@ -1290,6 +1297,330 @@ class SemaphoreSet(_Permissions):
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
 
+# --- Message queues ------------------------------------------------------------------------------
+_MTEXT = ctypes.sizeof(ctypes.c_long)    # offsetof(struct msgbuf, mtext): the type is a C long
+_LONG_MAX = 2 ** (8 * _MTEXT - 1) - 1
+_LONG_MIN = -_LONG_MAX - 1
+_QBYTES_MAX = 2 ** (8 * struct.calcsize("=" + _LAYOUT["msg"][1]["qbytes"][1])) - 1
+# Hot path (FACTS §8): undeclared msgsnd/msgrcv called with preallocated ctypes arguments.
+_msgsnd_fast, _msgrcv_fast = _hot.msgsnd, _hot.msgrcv
+_msgrcv_fast.restype = ctypes.c_ssize_t
+
+
+class MessageTooLongError(Error):
+    """E2BIG: the message is longer than the receive buffer; it stays queued, nothing is lost."""
+
+
+def _msg_limit(name: str) -> Optional[int]:
+    """A limit of this IPC namespace: /proc/sys/kernel/msgmax (the longest message) or msgmnb
+    (the capacity of a new queue); None where /proc cannot tell."""
+    try:
+        with open("/proc/sys/kernel/" + name) as limit:
+            return int(limit.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _msgmax() -> int:
+    return _msg_limit("msgmax") or 8192     # Linux's default
+
+
+def _msg_type(value: Any, receive: bool) -> int:
+    """A message type as a C long: >= 1 to send; any long to receive (0 any, < 0 lowest <= |t|)."""
+    checked = _index(value, "type")
+    low = _LONG_MIN if receive else 1
+    if not low <= checked <= _LONG_MAX:
+        raise ValueError("type must be between %d and %d (a C long%s), not %d"
+                         % (low, _LONG_MAX, "" if receive else " > 0", checked))
+    return checked
+
+
+_msg_selfchecked = False
+
+
+def _msg_selfcheck() -> None:
+    """Check the declared msqid_ds layout once, on a private queue holding one message: a wrong
+    layout would read plausible garbage (qnum, cbytes, lspid, qbytes are all at risk)."""
+    global _msg_selfchecked
+    ident = _check(_libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600), lambda: "msgget(IPC_PRIVATE)")
+    try:
+        message = _MsgBuffer(5)
+        message.mtype.value = 3
+        _check(_libc.msgsnd(ident, message.ref, 5, IPC_NOWAIT), lambda: "msgsnd(IPC_PRIVATE)")
+        stat = _stat("msg", ident)
+    finally:
+        _libc.msgctl(ident, _IPC_RMID, None)
+    msgmnb = _msg_limit("msgmnb")
+    expected = (1, 5, os.getpid(), 0, 0o600, msgmnb or stat["qbytes"])
+    seen = (stat["qnum"], stat["cbytes"], stat["lspid"], stat["lrpid"], stat["mode"] & 0o777,
+            stat["qbytes"])
+    if seen != expected:
+        raise InternalError(0, "struct layout self-check failed for ABI %s: expected msqid_ds "
+                            "(qnum, cbytes, lspid, lrpid, mode, qbytes) = %r, kernel gave %r"
+                            % (ABI, expected, seen))
+    _msg_selfchecked = True
+
+
+class _MsgBuffer(object):
+    """A preallocated struct msgbuf (long mtype; char mtext[capacity]) and its call arguments:
+    ``capacity`` (msgsz of receive), ``size`` (msgsz of send), ``msgtyp`` (of receive)."""
+
+    __slots__ = ("raw", "ref", "mtype", "view", "capacity", "size", "msgtyp")
+
+    def __init__(self, capacity: int) -> None:
+        self.raw = ctypes.create_string_buffer(_MTEXT + capacity)
+        self.ref = ctypes.byref(self.raw)
+        self.mtype = ctypes.c_long.from_buffer(self.raw)
+        self.view = memoryview(self.raw).cast("B")
+        self.capacity = ctypes.c_size_t(capacity)
+        self.size = ctypes.c_size_t()
+        self.msgtyp = ctypes.c_long()
+
+
+def _rcv_flags(type: Any, block: Any, flags: Any) -> Tuple[int, int]:
+    """Check receive's type and flags; returns (type, msgrcv flags)."""
+    type = _msg_type(type, True)
+    if flags:
+        flags = _check_flags(flags, MSG_NOERROR | MSG_EXCEPT | IPC_NOWAIT, "receive")
+        if flags & MSG_EXCEPT and type <= 0:
+            raise ValueError("MSG_EXCEPT needs type > 0 (the kernel ignores it otherwise)")
+    return type, flags | (0 if block else IPC_NOWAIT)
+
+
+def _flag_names(flags: int) -> str:
+    names = [name for name, bit in (("IPC_NOWAIT", IPC_NOWAIT), ("MSG_NOERROR", MSG_NOERROR),
+                                    ("MSG_EXCEPT", MSG_EXCEPT)) if flags & bit]
+    return "|".join(names) or "0"
+
+
+class MessageQueue(_Permissions):
+    """A System V message queue (msgget), as in sysv_ipc, plus MSG_NOERROR, MSG_EXCEPT and
+    receive_into().
+
+    ``send`` puts a typed message (type >= 1) at the tail; ``receive`` takes the first message
+    (type 0), the first of a type (type > 0; with MSG_EXCEPT the first of any other type) or the
+    first of the lowest type <= |type| (type < 0).  ``max_message_size`` is the receive buffer:
+    a longer message raises MessageTooLongError and stays queued, unless MSG_NOERROR truncates it.
+    Blocking calls retry EINTR; block=False raises BusyError (also BlockingIOError) instead.
+
+    Each call uses a preallocated buffer taken from a per-queue pool (one per concurrent caller:
+    threads and signal handlers never share one), so the hot path allocates nothing but the
+    result."""
+
+    _kind = "msg"
+    _key = IPC_PRIVATE     # type: int
+    _max_size = 0
+    _send_limit = -1       # a length every send may use without the checks of _check_length()
+
+    def __init__(self, key: Optional[int], flags: int = 0, mode: int = 0o600,
+                 max_message_size: int = 2048) -> None:
+        flags = _check_flags(flags, IPC_CREX, "MessageQueue")
+        if flags & IPC_EXCL and not flags & IPC_CREAT:
+            raise ValueError("IPC_EXCL must be combined with IPC_CREAT (the kernel ignores it "
+                             "alone)")
+        mode = _check_mode(mode)
+        size = _index(max_message_size, "max_message_size")
+        if not 0 <= size <= sys.maxsize - _MTEXT:
+            raise ValueError("max_message_size must be between 0 and %d, not %d"
+                             % (sys.maxsize - _MTEXT, size))
+        if not _msg_selfchecked:
+            _msg_selfcheck()
+        if key is None:
+            if flags & IPC_CREX != IPC_CREX:
+                raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+            for _ in range(1000):
+                ckey = _random_key()
+                ident = _libc.msgget(ckey, flags | mode)
+                if ident >= 0 or _get_errno() != _errno.EEXIST:
+                    break
+            self._key = ckey
+        else:
+            ckey = _key_t(key)
+            # Opening asks for no permission bits (as msgget(key, 0) in C): `mode` is for
+            # creation, and with IPC_CREAT the kernel checks it against an existing queue.
+            ident = _libc.msgget(ckey, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE
+                                 else flags)
+            self._key = key
+        self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey), flags),
+                          gone=False)
+        self._max_size = size
+        self._pool = []        # type: List[_MsgBuffer]  # free buffers; pop/append are atomic
+
+    def __repr__(self) -> str:
+        return "<%s key=%s id=%d max_message_size=%d>" % (
+            type(self).__name__, _fmt_key(_key_t(self._key)), self._id, self._max_size)
+
+    def _check_length(self, length: int) -> None:
+        """Refuse, before msgsnd, a message that could never be queued (msgsnd would give EINVAL
+        above msgmax, or block forever above the queue's msg_qbytes).  The limits are then
+        cached: a later max_size lowered by another process is not seen (msgsnd blocks)."""
+        if length > self._max_size:
+            raise ValueError("The message length exceeds queue's max_message_size (%d)"
+                             % self._max_size)
+        msgmax = _msgmax()
+        if length > msgmax:
+            raise ValueError("a message of %d bytes is longer than the system's limit (%d, "
+                             "kernel.msgmax: /proc/sys/kernel/msgmax)" % (length, msgmax))
+        qbytes = _stat("msg", self._id)["qbytes"]
+        if length > qbytes or qbytes == 0:
+            raise ValueError("a message of %d bytes can never be queued: the queue's max_size "
+                             "(msg_qbytes) is %d bytes" % (length, qbytes))
+        self._send_limit = min(self._max_size, msgmax, qbytes)
+
+    def send(self, message: Union[bytes, str, Any], block: bool = True, type: int = 1) -> None:
+        """Wrapper around ``msgsnd()``: queue ``message`` (bytes-like; str is encoded UTF-8)
+        with ``type`` >= 1.  A full queue blocks, or raises BusyError with block=False."""
+        if message.__class__ is not bytes:
+            if isinstance(message, str):
+                message = message.encode("utf-8")
+            else:
+                message = memoryview(message).cast("B")
+        length = len(message)
+        if length > self._send_limit:
+            self._check_length(length)
+        if type.__class__ is not int or not 0 < type <= _LONG_MAX:
+            type = _msg_type(type, False)
+        flags = 0 if block else IPC_NOWAIT
+        pool = self._pool
+        try:
+            buf = pool.pop()
+        except IndexError:
+            buf = _MsgBuffer(self._max_size)
+        try:
+            buf.mtype.value = type
+            buf.view[_MTEXT:_MTEXT + length] = message
+            buf.size.value = length
+            while _msgsnd_fast(self._id, buf.ref, buf.size, flags) != 0:
+                err = _get_errno()
+                if err == _errno.EINVAL:          # msgmax lowered since?  Or the queue is gone.
+                    self._check_length(length)
+                if err != _errno.EINTR:
+                    raise self._fail(err, "msgsnd(id=%d, %d bytes, type=%d, flags=%s)" % (
+                        self._id, length, type, _flag_names(flags)), length)
+        finally:
+            pool.append(buf)
+
+    def _retry(self, buf: _MsgBuffer, size: Any, type: int, flags: int) -> int:
+        """msgrcv after a failure: EINTR is retried (a handler's exception propagates)."""
+        while True:
+            err = _get_errno()
+            if err != _errno.EINTR:
+                raise self._fail(err, "msgrcv(id=%d, %d bytes, type=%d, flags=%s)" % (
+                    self._id, size.value, type, _flag_names(flags)), size.value)
+            length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
+            if length >= 0:
+                return int(length)
+
+    def receive(self, block: bool = True, type: int = 0, flags: int = 0) -> Tuple[bytes, int]:
+        """Wrapper around ``msgrcv()``: take a message, return ``(bytes, type)``.
+
+        type 0: the first message; > 0: the first of that type (MSG_EXCEPT: of any other
+        type); < 0: the first of the lowest type <= |type|.  Nothing matching: waits, or
+        BusyError with block=False.  Longer than max_message_size: MessageTooLongError and the
+        message stays queued, or with MSG_NOERROR it is truncated (the rest is discarded)."""
+        if flags or not block or type.__class__ is not int or not _LONG_MIN <= type <= _LONG_MAX:
+            type, flags = _rcv_flags(type, block, flags)
+        pool = self._pool
+        try:
+            buf = pool.pop()
+        except IndexError:
+            buf = _MsgBuffer(self._max_size)
+        try:
+            buf.msgtyp.value = type
+            length = _msgrcv_fast(self._id, buf.ref, buf.capacity, buf.msgtyp, flags)
+            if length < 0:
+                length = self._retry(buf, buf.capacity, type, flags)
+            return buf.view[_MTEXT:_MTEXT + length].tobytes(), buf.mtype.value
+        finally:
+            pool.append(buf)
+
+    def receive_into(self, buffer: Any, block: bool = True, type: int = 0,
+                     flags: int = 0) -> Tuple[int, int]:
+        """Wrapper around ``msgrcv()`` that copies the text into a writable ``buffer`` (bytearray,
+        ctypes object, memoryview, SharedMemory.buf slice) and returns ``(length, type)``: no
+        bytes object, nothing allocated.  ``len(buffer)`` (in bytes) replaces max_message_size
+        as the limit; otherwise as receive()."""
+        if flags or not block or type.__class__ is not int or not _LONG_MIN <= type <= _LONG_MAX:
+            type, flags = _rcv_flags(type, block, flags)
+        dest = memoryview(buffer)
+        try:
+            if dest.readonly:
+                raise TypeError("receive_into() needs a writable buffer")
+            if dest.ndim != 1 or dest.format != "B":
+                flat = dest.cast("B")     # C-contiguous only (TypeError otherwise)
+                dest.release()
+                dest = flat
+            capacity = dest.nbytes
+            pooled = capacity <= self._max_size
+            if pooled:
+                pool = self._pool
+                try:
+                    buf = pool.pop()
+                except IndexError:
+                    buf = _MsgBuffer(self._max_size)
+            else:
+                buf = _MsgBuffer(capacity)
+            try:
+                size = buf.size
+                size.value = capacity
+                buf.msgtyp.value = type
+                length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
+                if length < 0:
+                    length = self._retry(buf, size, type, flags)
+                dest[:length] = buf.view[_MTEXT:_MTEXT + length]
+                return length, buf.mtype.value
+            finally:
+                if pooled:
+                    pool.append(buf)
+        finally:
+            dest.release()
+
+    def _fail(self, err: int, call: str, capacity: int) -> Error:
+        exc = None    # type: Optional[Error]
+        if err == _errno.E2BIG:
+            exc = MessageTooLongError(err, "the first matching message is longer than %d bytes; "
+                                      "it stays queued (receive with flags=MSG_NOERROR to "
+                                      "truncate it, or a larger buffer)" % capacity)
+        elif err == _errno.EAGAIN:
+            exc = WouldBlockError(err, "the queue is full")
+        if exc is not None:
+            exc.call = call
+            return exc
+        if err == _errno.ENOMSG:
+            return _error(err, call, WouldBlockError)
+        return _error(err, call, RemovedError if err in (_errno.EINVAL, _errno.EIDRM) else None)
+
+    def remove(self) -> None:
+        """Wrapper around ``msgctl(IPC_RMID)``: the queue and its messages are destroyed at once;
+        processes waiting in send/receive get EIDRM (ExistentialError)."""
+        _check(_libc.msgctl(self._id, _IPC_RMID, None),
+               lambda: "msgctl(id=%d, IPC_RMID)" % self._id)
+
+    @property
+    def max_size(self) -> int:
+        """The queue's capacity in bytes (msg_qbytes); settable (IPC_SET; raising it above
+        kernel.msgmnb needs CAP_SYS_RESOURCE)."""
+        return _stat("msg", self._id)["qbytes"]
+
+    @max_size.setter
+    def max_size(self, value: int) -> None:
+        value = _index(value, "max_size")
+        if not 0 <= value <= _QBYTES_MAX:
+            raise ValueError("max_size must be between 0 and %d, not %d" % (_QBYTES_MAX, value))
+        _set("msg", self._id, "qbytes", value)
+        self._send_limit = -1
+
+    key = _ReadOnly(lambda self: self._key)
+    max_message_size = _ReadOnly(lambda self: self._max_size)
+    last_send_time = _kind_field("stime", "The last msgsnd() (msg_stime).")
+    last_receive_time = _kind_field("rtime", "The last msgrcv() (msg_rtime).")
+    last_change_time = _kind_field("ctime", "The last change: creation or IPC_SET (msg_ctime).")
+    last_send_pid = _kind_field("lspid", "The pid of the last msgsnd() (msg_lspid).")
+    last_receive_pid = _kind_field("lrpid", "The pid of the last msgrcv() (msg_lrpid).")
+    current_messages = _kind_field("qnum", "The number of messages queued (msg_qnum).")
+    current_bytes = _kind_field("cbytes", "The bytes of message text queued (msg_cbytes).")
+
+
 # --- Module functions ----------------------------------------------------------------------------
 def attach(id: int, address: Optional[int] = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
@@ -1310,6 +1641,12 @@ def remove_semaphore(id: int) -> None:
     """Wrapper around ``semctl(id, 0, IPC_RMID)``."""
     ident = _index(id, "id")
     _check(_semctl(ident, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % ident)
+
+
+def remove_message_queue(id: int) -> None:
+    """Wrapper around ``msgctl(id, IPC_RMID)``."""
+    ident = _index(id, "id")
+    _check(_libc.msgctl(ident, _IPC_RMID, None), lambda: "msgctl(id=%d, IPC_RMID)" % ident)
 
 
 def ftok(path: str, id: int, silence_warning: bool = False) -> int:
