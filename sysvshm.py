@@ -96,8 +96,11 @@ _CPYTHON = sys.implementation.name == "cpython"
 # --- Platform block: kernel struct layouts per ABI ------------------------------------------------
 # glibc and musl hand IPC_STAT buffers to the kernel in its "ipc64" layout, so the layouts are the
 # kernel's, per architecture (not per word size: x86_64's semid_ds differs from aarch64's).
-# Each field is (offset, struct code); code "T" is a 32-bit ABI's time split in two words (low,
-# then high at offset + 4).  Only the fields we read or write are declared.
+# Each field is (offset, struct code), read in the running interpreter's byte order; code "T" is a
+# 32-bit ABI's time split in two words (low, then high at offset + 4); code "M" is a 32-bit mode_t
+# that may arrive in its high half (see s390x below).  Only the fields we read or write are
+# declared.  test_layouts.py checks every entry against what each target's C compiler says
+# (sizeof/offsetof, width, signedness) and against a real IPC_STAT decoded in that byte order.
 _Fields = Dict[str, Tuple[int, str]]
 
 
@@ -113,59 +116,114 @@ def _merge(*parts: _Fields) -> _Fields:
     return out
 
 
-_LE_PERM = _perm("H", 20)   # mode is u16 (+pad) or u32 at 20; both read right as u16 on little-endian
+# mode is a 32-bit mode_t at 20 in every libc checked (glibc: x86_64, i386, armhf, aarch64, s390x;
+# musl x86_64).  Where the kernel's own field is a u16 (i386, arm) the next two bytes are zeroed
+# padding, so the u32 read is exact; a u16 read is right only on little-endian (s390x: always 0).
+_PERM = _perm("I", 20)
+_S390X_PERM = _perm("M", 20)
 _LAYOUTS = {
     # x86_64 (and x32): semid_ds keeps an unused word after each time.
     "x86_64": {
-        "shm": (112, _merge(_LE_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
-                                       "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
-                                       "nattch": (88, "Q")})),
-        "sem": (104, _merge(_LE_PERM, {"otime": (48, "q"), "ctime": (64, "q"), "nsems": (80, "Q")})),
-        "msg": (120, _merge(_LE_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
-                                       "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
-                                       "lspid": (96, "i"), "lrpid": (100, "i")})),
+        "shm": (112, _merge(_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
+                                    "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
+                                    "nattch": (88, "Q")})),
+        "sem": (104, _merge(_PERM, {"otime": (48, "q"), "ctime": (64, "q"), "nsems": (80, "Q")})),
+        "msg": (120, _merge(_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
+                                    "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
+                                    "lspid": (96, "i"), "lrpid": (100, "i")})),
     },
     # asm-generic, 64-bit little-endian: aarch64, riscv64, loongarch64.
     "generic64": {
-        "shm": (112, _merge(_LE_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
-                                       "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
-                                       "nattch": (88, "Q")})),
-        "sem": (88, _merge(_LE_PERM, {"otime": (48, "q"), "ctime": (56, "q"), "nsems": (64, "Q")})),
-        "msg": (120, _merge(_LE_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
-                                       "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
-                                       "lspid": (96, "i"), "lrpid": (100, "i")})),
+        "shm": (112, _merge(_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
+                                    "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
+                                    "nattch": (88, "Q")})),
+        "sem": (88, _merge(_PERM, {"otime": (48, "q"), "ctime": (56, "q"), "nsems": (64, "Q")})),
+        "msg": (120, _merge(_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
+                                    "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
+                                    "lspid": (96, "i"), "lrpid": (100, "i")})),
     },
     # asm-generic, 32-bit little-endian: i386, arm (armhf/armel).  Times are low + high words.
     "generic32": {
-        "shm": (84, _merge(_LE_PERM, {"size": (36, "I"), "atime": (40, "T"), "dtime": (48, "T"),
-                                      "ctime": (56, "T"), "cpid": (64, "i"), "lpid": (68, "i"),
-                                      "nattch": (72, "I")})),
-        "sem": (64, _merge(_LE_PERM, {"otime": (36, "T"), "ctime": (44, "T"), "nsems": (52, "I")})),
-        "msg": (88, _merge(_LE_PERM, {"stime": (36, "T"), "rtime": (44, "T"), "ctime": (52, "T"),
-                                      "cbytes": (60, "I"), "qnum": (64, "I"), "qbytes": (68, "I"),
-                                      "lspid": (72, "i"), "lrpid": (76, "i")})),
+        "shm": (84, _merge(_PERM, {"size": (36, "I"), "atime": (40, "T"), "dtime": (48, "T"),
+                                   "ctime": (56, "T"), "cpid": (64, "i"), "lpid": (68, "i"),
+                                   "nattch": (72, "I")})),
+        "sem": (64, _merge(_PERM, {"otime": (36, "T"), "ctime": (44, "T"), "nsems": (52, "I")})),
+        "msg": (88, _merge(_PERM, {"stime": (36, "T"), "rtime": (44, "T"), "ctime": (52, "T"),
+                                   "cbytes": (60, "I"), "qnum": (64, "I"), "qbytes": (68, "I"),
+                                   "lspid": (72, "i"), "lrpid": (76, "i")})),
+    },
+    # s390x, 64-bit big-endian (arch/s390 headers, not asm-generic): the offsets come out as
+    # generic64's, but every field must be read at its full width - a narrower read of a
+    # big-endian field gets its high bytes (mode as u16 reads 0, nsems as u32 reads 0).
+    # mode is "M": qemu-user (7.2 checked), where s390x code is usually tested, byte-swaps only 16
+    # of mode's 32 bits, so there it arrives in the high half and IPC_SET reads the high half.
+    "s390x": {
+        "shm": (112, _merge(_S390X_PERM, {
+            "size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"), "ctime": (72, "q"),
+            "cpid": (80, "i"), "lpid": (84, "i"), "nattch": (88, "Q")})),
+        "sem": (88, _merge(_S390X_PERM, {"otime": (48, "q"), "ctime": (56, "q"),
+                                         "nsems": (64, "Q")})),
+        "msg": (120, _merge(_S390X_PERM, {
+            "stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"), "cbytes": (72, "Q"),
+            "qnum": (80, "Q"), "qbytes": (88, "Q"), "lspid": (96, "i"), "lrpid": (100, "i")})),
     },
 }  # type: Dict[str, Dict[str, Tuple[int, _Fields]]]
 
+# ELF e_machine -> the name multiarch triplets use (elf.h: EM_386, EM_ARM, EM_S390, EM_X86_64,
+# EM_AARCH64, EM_RISCV, EM_LOONGARCH).
+_ELF_MACHINES = {3: "i386", 40: "arm", 22: "s390x", 62: "x86_64", 183: "aarch64", 243: "riscv",
+                 258: "loongarch"}
 
-def _detect_abi() -> str:
-    """Name the layout for the *running interpreter* (a 32-bit Python on a 64-bit kernel is 32-bit)."""
-    multiarch = getattr(sys.implementation, "_multiarch", None) or ""
-    arch = multiarch.split("-")[0] if multiarch else os.uname().machine
-    bits = ctypes.sizeof(ctypes.c_void_p) * 8
-    little = sys.byteorder == "little"
-    if arch == "x86_64" and "gnux32" in multiarch:
+
+def _interpreter_arch() -> str:
+    """The running interpreter's architecture: its multiarch triplet, else its own ELF header.
+
+    Never the kernel's machine name: a 32-bit interpreter on a 64-bit kernel (i386 on x86_64,
+    Raspberry Pi OS armhf on an aarch64 kernel) is told the 64-bit kernel's name by uname()."""
+    multiarch = getattr(sys.implementation, "_multiarch", None)
+    if multiarch:
+        return str(multiarch)
+    try:
+        with open("/proc/self/exe", "rb") as exe:   # the process's own executable, even if embedded
+            header = exe.read(20)
+    except OSError:
+        return ""
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
+        return ""
+    machine = struct.unpack_from("<H" if header[5] == 1 else ">H", header, 18)[0]
+    if machine == 62 and header[4] == 1:    # ELFCLASS32 x86_64 code is the x32 ABI
+        return "x86_64-linux-gnux32"
+    return _ELF_MACHINES.get(machine, "elf-machine-%d" % machine)
+
+
+def _detect_abi(multiarch: Optional[str] = None, bits: Optional[int] = None,
+                byteorder: Optional[str] = None) -> str:
+    """Name the layout for the *running interpreter* (a 32-bit Python on a 64-bit kernel is 32-bit).
+
+    The arguments default to this interpreter's facts (tests pass other targets' facts)."""
+    if multiarch is None:
+        multiarch = _interpreter_arch()
+    if bits is None:
+        bits = ctypes.sizeof(ctypes.c_void_p) * 8
+    if byteorder is None:
+        byteorder = sys.byteorder
+    arch = multiarch.split("-")[0]
+    little = byteorder == "little"
+    if arch == "x86_64" and bits == 32 and "gnux32" in multiarch:
         return "x86_64"
     if arch in ("x86_64", "amd64") and bits == 64:
         return "x86_64"
     if arch in ("x86_64", "amd64", "i386", "i486", "i586", "i686") and bits == 32:
         return "generic32"
-    if little and bits == 64 and arch in ("aarch64", "arm64", "riscv64", "loongarch64"):
+    if little and bits == 64 and arch in ("aarch64", "arm64", "riscv64", "riscv", "loongarch64",
+                                          "loongarch"):
         return "generic64"
-    if little and bits == 32 and (arch.startswith("arm") or arch == "riscv32"):
+    if little and bits == 32 and (arch.startswith("arm") or arch in ("riscv32", "riscv")):
         return "generic32"
+    if not little and bits == 64 and arch == "s390x":
+        return "s390x"
     raise ImportError("sysvshm: no struct layout is declared for %s (%d-bit, %s-endian); "
-                      "refusing to guess" % (arch, bits, sys.byteorder))
+                      "refusing to guess" % (multiarch or "an unknown architecture", bits, byteorder))
 
 
 ABI = _detect_abi()
@@ -379,6 +437,10 @@ def _unpack(kind: str, raw: Any) -> Dict[str, int]:
         if code == "T":
             low, high = struct.unpack_from("=II", raw, offset)
             out[name] = (high << 32) | low
+        elif code == "M":
+            # Real mode bits never reach bit 16, so a value above 0xffff is qemu's half-swap.
+            mode = struct.unpack_from("=I", raw, offset)[0]
+            out[name] = mode >> 16 if mode > 0xFFFF else mode
         else:
             out[name] = struct.unpack_from("=" + code, raw, offset)[0]
     return out
@@ -402,7 +464,11 @@ def _set(kind: str, ident: int, field: str, value: int) -> None:
     what = lambda: "%sctl(id=%d, IPC_SET %s=%d)" % (kind, ident, field, value)  # noqa: E731
     _check(_ctl(kind, ident, _IPC_STAT, buf), what)
     offset, code = _LAYOUT[kind][1][field]
-    struct.pack_into("=" + code, buf, offset, value)
+    if code == "M":
+        # Both halves: the kernel keeps only in->mode & 0777, qemu-user reads the high half.
+        struct.pack_into("=I", buf, offset, value | (value & 0xFFFF) << 16)
+    else:
+        struct.pack_into("=" + code, buf, offset, value)
     _check(_ctl(kind, ident, _IPC_SET, buf), what)
 
 
