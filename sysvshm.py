@@ -397,6 +397,8 @@ def _check_flags(flags: Any, allowed: int, what: str) -> int:
     if value < 0 or value & ~allowed:
         raise ValueError("%s: unsupported flag bits %#o" % (what, value & ~allowed if value >= 0
                                                               else value))
+    if value & IPC_CREX == IPC_EXCL:
+        raise ValueError("%s: IPC_EXCL without IPC_CREAT (the kernel would ignore it)" % what)
     return value
 
 
@@ -671,8 +673,6 @@ class SharedMemory(_Permissions):
                  init_character: Optional[bytes] = b" ") -> None:
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
-        if not _selfchecked:
-            _selfcheck()        # before creating anything whose fields we would misread
         mode = _check_mode(mode)
         size = _index(size, "size")
         if size < 0:
@@ -681,21 +681,23 @@ class SharedMemory(_Permissions):
                                            or len(init_character) != 1):
             raise ValueError("init_character must be one byte (bytes of length 1) or None")
         exclusive = flags & IPC_CREX == IPC_CREX
+        if key is None and not exclusive:
+            raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        ckey = _random_key() if key is None else _key_t(key)
         if size == 0 and exclusive:
             size = PAGE_SIZE          # sysv_ipc's documented default for IPC_CREX
+        if not _selfchecked:
+            _selfcheck()        # before creating anything whose fields we would misread
         if flags & SHM_HUGETLB:
             self._align = _hugepage_size()
         if key is None:
-            if not exclusive:
-                raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
             for _ in range(1000):
-                ckey = _random_key()
                 ident = _shmget(ckey, size, flags | mode)
                 if ident >= 0 or _get_errno() != _errno.EEXIST:
                     break
+                ckey = _random_key()
             self._key = ckey
         else:
-            ckey = _key_t(key)
             # Opening (no IPC_CREAT) asks for no permission bits, as shmget(key, 0, 0) in C does:
             # `mode` is for creation; access is checked when attaching.
             ident = _shmget(ckey, size, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE
@@ -1481,9 +1483,6 @@ class MessageQueue(_Permissions):
     def __init__(self, key: Optional[int], flags: int = 0, mode: int = 0o600,
                  max_message_size: int = 2048) -> None:
         flags = _check_flags(flags, IPC_CREX, "MessageQueue")
-        if flags & IPC_EXCL and not flags & IPC_CREAT:
-            raise ValueError("IPC_EXCL must be combined with IPC_CREAT (the kernel ignores it "
-                             "alone)")
         mode = _check_mode(mode)
         size = _index(max_message_size, "max_message_size")
         if not 0 <= size <= sys.maxsize - _MTEXT:
