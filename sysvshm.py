@@ -310,6 +310,8 @@ def _check(result: int, call: Callable[[], str], gone: bool = True) -> int:
 
 def _index(value: Any, what: str) -> int:
     """An integer argument (bool excluded), or TypeError - before any system call."""
+    if type(value) is int:      # the common case, first: a quarter of a microsecond less
+        return value
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__))
     return int(value.__index__())
@@ -625,7 +627,10 @@ class SharedMemory(_Permissions):
             self._key = key
         self._id = _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
                           % (_fmt_key(ckey), size, flags), gone=False)
-        self._size = _stat("shm", self._id)["size"]
+        # A segment this call created has exactly the size asked for (shm_segsz is not rounded);
+        # an opened one may be larger than asked, so ask the kernel.  Segments never resize.
+        created = exclusive or ckey == IPC_PRIVATE     # IPC_PRIVATE always makes a new segment
+        self._size = size if created else _stat("shm", self._id)["size"]
         try:
             self.attach()
         except PermissionsError:
@@ -657,7 +662,8 @@ class SharedMemory(_Permissions):
         flags = _check_flags(flags, SHM_RDONLY | SHM_RND | SHM_REMAP | SHM_EXEC, "attach")
         if self._view is not None:
             self.detach()
-        self._size = _stat("shm", self._id)["size"]
+        if not self._size:      # unknown yet (segments are at least 1 byte and never resize)
+            self._size = _stat("shm", self._id)["size"]
         if address is None:
             if flags & SHM_REMAP:
                 raise ValueError("SHM_REMAP needs an address")
@@ -712,9 +718,9 @@ class SharedMemory(_Permissions):
         while a view into the segment is alive; NotAttachedError if not attached."""
         if self._view is None:
             raise self._not_attached("detach")
-        length = _round_up(max(self._size, 1), self._align)
         if not _CPYTHON:
             # PyPy's mmap counts no exports: replace the segment by private memory instead.
+            length = _round_up(max(self._size, 1), self._align)
             _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
             if self._raw_state is not None:
                 self._raw_state[2] = True
@@ -1271,7 +1277,8 @@ def attach(id: int, address: Optional[int] = None, flags: int = 0) -> SharedMemo
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
     mem._id = _index(id, "id")
-    mem._key = _stat("shm", mem._id)["key"]
+    stat = _stat("shm", mem._id)
+    mem._key, mem._size = stat["key"], stat["size"]
     mem.attach(address, flags)
     return mem
 
