@@ -200,6 +200,10 @@ _hot = ctypes.CDLL(None, use_errno=True)
 _semop_fast = _hot.semop
 _semtimedop_fast = getattr(_hot, "semtimedop", None)   # absent on some libcs: polling fallback
 _ONE = ctypes.c_size_t(1)
+# The same for the shared-memory life cycle (create, attach, remove); the caller wraps what is not
+# a C int (size_t, void *) itself.
+_shmget_fast, _shmat_fast, _shmctl_fast = _hot.shmget, _hot.shmat, _hot.shmctl
+_shmat_fast.restype = _c_void_p
 
 
 class _sembuf(ctypes.Structure):
@@ -617,16 +621,18 @@ class SharedMemory(_Permissions):
                 raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
             for _ in range(1000):
                 ckey = _random_key()
-                ident = _shmget(ckey, size, flags | mode)
+                ident = _shmget_fast(ckey, _c_size_t(size), flags | mode)
                 if ident >= 0 or _get_errno() != _errno.EEXIST:
                     break
             self._key = ckey
         else:
             ckey = _key_t(key)
-            ident = _shmget(ckey, size, flags | mode)
+            ident = _shmget_fast(ckey, _c_size_t(size), flags | mode)
             self._key = key
-        self._id = _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
-                          % (_fmt_key(ckey), size, flags), gone=False)
+        if ident < 0:
+            _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
+                   % (_fmt_key(ckey), size, flags), gone=False)
+        self._id = ident
         # A segment this call created has exactly the size asked for (shm_segsz is not rounded);
         # an opened one may be larger than asked, so ask the kernel.  Segments never resize.
         created = exclusive or ckey == IPC_PRIVATE     # IPC_PRIVATE always makes a new segment
@@ -676,12 +682,12 @@ class SharedMemory(_Permissions):
         prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
         align = self._align
         while True:
-            length = _round_up(max(self._size, 1), align)
+            length = -(-(self._size or 1) // align) * align         # _round_up, inlined
             reservation = mmap.mmap(-1, length + align - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
                                     prot=prot)
             start = _address_of(reservation)
-            address = _round_up(start, align)
-            result = _shmat(self._id, address, flags | SHM_REMAP)
+            address = start if align == PAGE_SIZE else _round_up(start, align)
+            result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
             err = _get_errno()
@@ -850,7 +856,8 @@ class SharedMemory(_Permissions):
     # -- control --------------------------------------------------------------------------------
     def remove(self) -> None:
         """Wrapper around ``shmctl(IPC_RMID)``: destroy at the last detach (does not detach)."""
-        _check(_shmctl(self._id, _IPC_RMID, None), lambda: "shmctl(id=%d, IPC_RMID)" % self._id)
+        if _shmctl_fast(self._id, _IPC_RMID, None) != 0:
+            _check(-1, lambda: "shmctl(id=%d, IPC_RMID)" % self._id)
 
     def lock(self) -> None:
         """Wrapper around ``shmctl(SHM_LOCK)``: keep the segment in RAM (CAP_IPC_LOCK or
