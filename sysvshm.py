@@ -31,13 +31,18 @@ import ctypes
 import errno as _errno
 import mmap
 import os
-import random
 import struct
 import sys
 import time
-import warnings
-import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+# Import time: typing costs ~9 ms on CPython 3.11 (it pulls in re, enum, collections, ...),
+# three times `import ctypes`; the annotations are for type checkers only, so they are strings
+# and typing is imported for the checker alone (mypy treats TYPE_CHECKING as true).  random,
+# warnings and weakref are imported where they are used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+                        Union)
 
 __version__ = "0.1.0"
 VERSION = __version__
@@ -93,15 +98,16 @@ _CPYTHON = sys.implementation.name == "cpython"
 # kernel's, per architecture (not per word size: x86_64's semid_ds differs from aarch64's).
 # Each field is (offset, struct code); code "T" is a 32-bit ABI's time split in two words (low,
 # then high at offset + 4).  Only the fields we read or write are declared.
-_Fields = Dict[str, Tuple[int, str]]
+if TYPE_CHECKING:
+    _Fields = Dict[str, Tuple[int, str]]
 
 
-def _perm(mode_code: str, mode_offset: int) -> _Fields:
+def _perm(mode_code: str, mode_offset: int) -> "_Fields":
     return {"key": (0, "i"), "uid": (4, "I"), "gid": (8, "I"), "cuid": (12, "I"),
             "cgid": (16, "I"), "mode": (mode_offset, mode_code)}
 
 
-def _merge(*parts: _Fields) -> _Fields:
+def _merge(*parts: "_Fields") -> "_Fields":
     out = {}  # type: _Fields
     for part in parts:
         out.update(part)
@@ -293,7 +299,7 @@ _ERRNO_CLASSES = {
 }  # type: Dict[int, Any]
 
 
-def _error(err: int, call: str, cls: Any = None) -> Error:
+def _error(err: int, call: str, cls: "Any" = None) -> Error:
     """Build the exception for a failed `call` (e.g. "shmget(key=0x00001234, size=4096)")."""
     if cls is None:
         cls = _ERRNO_CLASSES.get(err, Error)
@@ -304,7 +310,7 @@ def _error(err: int, call: str, cls: Any = None) -> Error:
     return exc  # type: ignore[no-any-return]
 
 
-def _check(result: int, call: Callable[[], str], gone: bool = True) -> int:
+def _check(result: int, call: "Callable[[], str]", gone: bool = True) -> int:
     """Raise for a -1 result; EINVAL on an id-based call means the id is gone (RemovedError)."""
     if result == -1:
         err = _get_errno()
@@ -312,7 +318,7 @@ def _check(result: int, call: Callable[[], str], gone: bool = True) -> int:
     return result
 
 
-def _index(value: Any, what: str) -> int:
+def _index(value: "Any", what: str) -> int:
     """An integer argument (bool excluded), or TypeError - before any system call."""
     if type(value) is int:      # the common case, first: a quarter of a microsecond less
         return value
@@ -321,7 +327,7 @@ def _index(value: Any, what: str) -> int:
     return int(value.__index__())
 
 
-def _key_t(key: Any) -> int:
+def _key_t(key: "Any") -> int:
     """Check a key and return it as key_t; never truncates (sysv_ipc does, silently)."""
     key = _index(key, "key")
     if not KEY_MIN <= key <= KEY_MAX:
@@ -333,7 +339,7 @@ def _fmt_key(ckey: int) -> str:
     return "0x%08x" % (ckey & 0xFFFFFFFF)
 
 
-def _check_flags(flags: Any, allowed: int, what: str) -> int:
+def _check_flags(flags: "Any", allowed: int, what: str) -> int:
     flags = _index(flags, "flags")
     if flags < 0 or flags & ~allowed:
         raise ValueError("%s: unsupported flag bits %#o" % (what, flags & ~allowed if flags >= 0
@@ -341,14 +347,14 @@ def _check_flags(flags: Any, allowed: int, what: str) -> int:
     return flags
 
 
-def _check_mode(mode: Any) -> int:
+def _check_mode(mode: "Any") -> int:
     mode = _index(mode, "mode")
     if not 0 <= mode <= 0o777:
         raise ValueError("mode must be between 0 and 0o777, not %#o" % mode)
     return mode
 
 
-def _timeout(timeout: Any) -> Optional[float]:
+def _timeout(timeout: "Any") -> "Optional[float]":
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -359,11 +365,12 @@ def _timeout(timeout: Any) -> Optional[float]:
 
 
 def _random_key() -> int:
+    import random
     return random.randint(1, 0x7FFFFFFF)
 
 
 # --- IPC_STAT / IPC_SET through the declared layouts ---------------------------------------------
-def _ctl(kind: str, ident: int, cmd: int, buf: Any) -> int:
+def _ctl(kind: str, ident: int, cmd: int, buf: "Any") -> int:
     """shmctl / semctl / msgctl with a struct buffer (semctl's is its variadic fourth argument)."""
     if kind == "shm":
         return int(_shmctl(ident, cmd, ctypes.byref(buf)))
@@ -372,7 +379,7 @@ def _ctl(kind: str, ident: int, cmd: int, buf: Any) -> int:
     return int(_libc.msgctl(ident, cmd, ctypes.byref(buf)))
 
 
-def _unpack(kind: str, raw: Any) -> Dict[str, int]:
+def _unpack(kind: str, raw: "Any") -> "Dict[str, int]":
     out = {}
     for name, (offset, code) in _LAYOUT[kind][1].items():
         if code == "T":
@@ -386,7 +393,7 @@ def _unpack(kind: str, raw: Any) -> Dict[str, int]:
 _selfchecked = False
 
 
-def _stat(kind: str, ident: int) -> Dict[str, int]:
+def _stat(kind: str, ident: int) -> "Dict[str, int]":
     """IPC_STAT of an object, decoded with the declared layout."""
     if not _selfchecked:
         _selfcheck()
@@ -445,21 +452,21 @@ def _selfcheck() -> None:
 class _ReadOnly(object):
     """A read-only attribute whose error text is the C extension's ('attribute ... is not writable')."""
 
-    def __init__(self, getter: Callable[[Any], Any], message: Optional[str] = None) -> None:
+    def __init__(self, getter: "Callable[[Any], Any]", message: "Optional[str]" = None) -> None:
         self.getter = getter
         self.message = message
         self.__doc__ = getter.__doc__
 
-    def __set_name__(self, owner: Any, name: str) -> None:
+    def __set_name__(self, owner: "Any", name: str) -> None:
         # An alias (`pid = last_pid = ...`) keeps the first, documented, name.
         self.name = getattr(self, "name", name)
 
-    def __get__(self, obj: Any, cls: Any = None) -> Any:
+    def __get__(self, obj: "Any", cls: "Any" = None) -> "Any":
         if obj is None:
             return self
         return self.getter(obj)
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def __set__(self, obj: "Any", value: "Any") -> None:
         cls = type(obj)
         raise AttributeError(self.message or "attribute '%s' of '%s.%s' objects is not writable"
                              % (self.name, cls.__module__, cls.__qualname__))
@@ -467,7 +474,7 @@ class _ReadOnly(object):
 
 def _kind_field(field: str, doc: str) -> _ReadOnly:
     """A read-only attribute read from IPC_STAT of the object's kind."""
-    def getter(self: Any) -> int:
+    def getter(self: "Any") -> int:
         return _stat(self._kind, self._id)[field]
     getter.__doc__ = doc
     return _ReadOnly(getter)
@@ -572,7 +579,7 @@ def _overlay(address: int, length: int, readonly: bool) -> None:
                      % (address, length))
 
 
-def _release_raw(state: List[Any]) -> None:
+def _release_raw(state: "List[Any]") -> None:
     """Finalizer of an attachment at a caller-chosen address: runs once no view can reach it."""
     address, length, overlaid = state
     if overlaid:
@@ -600,8 +607,8 @@ class SharedMemory(_Permissions):
     _readonly = False
     _raw_state = None    # type: Optional[List[Any]]
 
-    def __init__(self, key: Optional[int], flags: int = 0, mode: int = 0o600, size: int = 0,
-                 init_character: Optional[bytes] = b" ") -> None:
+    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
+                 init_character: "Optional[bytes]" = b" ") -> None:
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
         mode = _check_mode(mode)
@@ -655,12 +662,12 @@ class SharedMemory(_Permissions):
     def __enter__(self) -> "SharedMemory":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: "Any") -> None:
         if self._view is not None:
             self.detach()
 
     # -- attach / detach ------------------------------------------------------------------------
-    def attach(self, address: Optional[int] = None, flags: int = 0) -> None:
+    def attach(self, address: "Optional[int]" = None, flags: int = 0) -> None:
         """Wrapper around ``shmat()``: attach the segment (SHM_RDONLY: read-only).
 
         Without an address the segment lands in an anonymous mmap reserved for it (SHM_REMAP),
@@ -713,6 +720,7 @@ class SharedMemory(_Permissions):
         length = _round_up(max(self._size, 1), PAGE_SIZE)
         owner = (ctypes.c_ubyte * length).from_address(result)
         state = [result, length, False]
+        import weakref
         weakref.finalize(owner, _release_raw, state)
         view = memoryview(owner).cast("B")[:self._size]
         self._align, self._owner, self._base = PAGE_SIZE, owner, 0
@@ -788,7 +796,7 @@ class SharedMemory(_Permissions):
             end = size
         return view[offset:end].tobytes()
 
-    def write(self, s: Union[bytes, str, Any], offset: int = 0) -> None:
+    def write(self, s: "Union[bytes, str, Any]", offset: int = 0) -> None:
         """Copy ``s`` (bytes-like; str is encoded UTF-8) into the segment at ``offset``."""
         view = self._view
         if view is None:
@@ -807,7 +815,7 @@ class SharedMemory(_Permissions):
                              % (len(s), offset, self._size))
         view[offset:end] = s
 
-    def read_into(self, buffer: Any, offset: int = 0) -> int:
+    def read_into(self, buffer: "Any", offset: int = 0) -> int:
         """Copy from ``offset`` into a writable ``buffer`` (memcpy speed, no temporary);
         returns the number of bytes copied: min(len(buffer), size - offset)."""
         view = self._view
@@ -824,7 +832,7 @@ class SharedMemory(_Permissions):
                 flat[:count] = view[offset:offset + count]
         return count
 
-    def as_ctypes(self, ctype: Any = None, offset: int = 0) -> Any:
+    def as_ctypes(self, ctype: "Any" = None, offset: int = 0) -> "Any":
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
         The object keeps the mapping alive (detach() raises BufferError while it exists)."""
@@ -890,14 +898,14 @@ _monotonic = time.monotonic
 _VALUE_ERROR = "The semaphore's value must remain between 0 and SEMVMX"
 
 
-def _sem_value(value: Any) -> int:
+def _sem_value(value: "Any") -> int:
     value = _index(value, "semaphore value")
     if not 0 <= value <= SEMAPHORE_VALUE_MAX:
         raise ValueError(_VALUE_ERROR)
     return value
 
 
-def _sem_delta(delta: Any) -> int:
+def _sem_delta(delta: "Any") -> int:
     delta = abs(_index(delta, "delta"))
     if delta == 0:
         raise ValueError("delta must not be 0")
@@ -906,8 +914,8 @@ def _sem_delta(delta: Any) -> int:
     return delta
 
 
-def _semop_wait(semid: int, sops: Any, nsops: int, timeout: Optional[float],
-                describe: Callable[[], str]) -> None:
+def _semop_wait(semid: int, sops: "Any", nsops: int, timeout: "Optional[float]",
+                describe: "Callable[[], str]") -> None:
     """semop / semtimedop with EINTR retried on the remaining time.
 
     Linux never restarts semop after a signal handler; ctypes returns EINTR, the Python handler
@@ -942,8 +950,8 @@ def _semop_wait(semid: int, sops: Any, nsops: int, timeout: Optional[float],
         raise _error(err, describe(), cls)
 
 
-def _semop_poll(semid: int, sops: Any, count: Any, deadline: float, nowait: bool,
-                describe: Callable[[], str]) -> None:
+def _semop_poll(semid: int, sops: "Any", count: "Any", deadline: float, nowait: bool,
+                describe: "Callable[[], str]") -> None:
     """The timeout fallback where libc has no semtimedop: IPC_NOWAIT tries, bounded sleeps."""
     trial = type(sops)()
     ctypes.memmove(trial, sops, ctypes.sizeof(sops))
@@ -966,7 +974,7 @@ def _semop_poll(semid: int, sops: Any, count: Any, deadline: float, nowait: bool
         raise _error(err, describe(), cls)
 
 
-def _sem_initialise(semid: int, values: List[int]) -> None:
+def _sem_initialise(semid: int, values: "List[int]") -> None:
     """Set the values of a set we just created, then make sem_otime non-zero (FACTS §6).
 
     SETVAL/SETALL leave sem_otime at 0; one semop that adds and takes back 1 (atomically, so the
@@ -994,7 +1002,8 @@ def _await_initialised(semid: int) -> None:
         delay = min(delay * 2, 0.02)
 
 
-def _open_set(key: Any, nsems: int, flags: int, mode: int, values: List[int]) -> Tuple[int, int]:
+def _open_set(key: "Any", nsems: int, flags: int, mode: int,
+              values: "List[int]") -> "Tuple[int, int]":
     """semget with the race-free create-or-open protocol; returns (id, key as reported)."""
     describe = lambda: "semget(key=%s, nsems=%d, flags=%#o)" % (_fmt_key(ckey), nsems, flags)  # noqa
     if key is None:
@@ -1024,7 +1033,7 @@ def _open_set(key: Any, nsems: int, flags: int, mode: int, values: List[int]) ->
     raise _error(_errno.EAGAIN, describe())
 
 
-def _initialise_new(ident: int, values: List[int]) -> int:
+def _initialise_new(ident: int, values: "List[int]") -> int:
     try:
         _sem_initialise(ident, values)
     except BaseException:
@@ -1057,14 +1066,14 @@ class _SemaphoreOps(object):
         self._p.sem_flg = self._v.sem_flg = self._flags
         self._z.sem_flg = nowait
 
-    def _wait(self, op: int, timeout: Any, what: str) -> None:
+    def _wait(self, op: int, timeout: "Any", what: str) -> None:
         timeout = _timeout(timeout)
         flags = self._flags if op else self._flags & ~SEM_UNDO
         sops = (_sembuf * 1)((self._index, op, flags))
         _semop_wait(self._id, sops, 1, timeout, lambda: "%s(id=%d, index=%d, delta=%d, timeout=%r)"
                     % (what, self._id, self._index, op, timeout))
 
-    def acquire(self, timeout: Optional[float] = None, delta: int = 1) -> None:
+    def acquire(self, timeout: "Optional[float]" = None, delta: int = 1) -> None:
         """Wrapper around ``semop()`` / ``semtimedop()``: wait until the value is >= |delta|,
         then subtract it.  timeout None waits forever, 0 tries once, > 0 waits at most that
         long; BusyError (also TimeoutError / BlockingIOError) when it cannot."""
@@ -1078,7 +1087,7 @@ class _SemaphoreOps(object):
             return
         self._wait(_sem_delta(delta), None, "release")
 
-    def Z(self, timeout: Optional[float] = None) -> None:
+    def Z(self, timeout: "Optional[float]" = None) -> None:
         """Wrapper around ``semop()`` with sem_op 0: wait until the value is zero."""
         if timeout is None and _semop_fast(self._id, self._z_ref, _ONE) == 0:
             return
@@ -1127,11 +1136,11 @@ class _SemaphoreOps(object):
     waiting_for_nonzero = ncnt = _ReadOnly(lambda self: self._getctl(_GETNCNT, "GETNCNT"))
     waiting_for_zero = zcnt = _ReadOnly(lambda self: self._getctl(_GETZCNT, "GETZCNT"))
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> "Any":
         self.acquire()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: "Any") -> None:
         self.release()
 
 
@@ -1144,7 +1153,7 @@ class Semaphore(_Permissions, _SemaphoreOps):
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
 
-    def __init__(self, key: Optional[int], flags: int = 0, mode: int = 0o600,
+    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  initial_value: int = 0) -> None:
         flags = _check_flags(flags, IPC_CREX, "Semaphore")
         mode = _check_mode(mode)
@@ -1186,8 +1195,8 @@ class SemaphoreSet(_Permissions):
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
 
-    def __init__(self, key: Optional[int], nsems: int = 0, flags: int = 0, mode: int = 0o600,
-                 initial_values: Union[None, int, Sequence[int]] = None) -> None:
+    def __init__(self, key: "Optional[int]", nsems: int = 0, flags: int = 0, mode: int = 0o600,
+                 initial_values: "Union[None, int, Sequence[int]]" = None) -> None:
         flags = _check_flags(flags, IPC_CREX, "SemaphoreSet")
         mode = _check_mode(mode)
         nsems = _index(nsems, "nsems")
@@ -1226,11 +1235,11 @@ class SemaphoreSet(_Permissions):
             member = self._members[index] = SemaphoreMember(self, index)
         return member
 
-    def __iter__(self) -> Iterator[SemaphoreMember]:
+    def __iter__(self) -> "Iterator[SemaphoreMember]":
         return (self[i] for i in range(self._nsems))
 
     @property
-    def values(self) -> List[int]:
+    def values(self) -> "List[int]":
         """All values (semctl GETALL); settable (SETALL) with a sequence of len(set) values."""
         array = (ctypes.c_ushort * self._nsems)()
         _check(_semctl(self._id, 0, _GETALL, ctypes.byref(array)),
@@ -1238,7 +1247,7 @@ class SemaphoreSet(_Permissions):
         return list(array)
 
     @values.setter
-    def values(self, values: Sequence[int]) -> None:
+    def values(self, values: "Sequence[int]") -> None:
         checked = [_sem_value(v) for v in values]
         if len(checked) != self._nsems:
             raise ValueError("%d values for a set of %d" % (len(checked), self._nsems))
@@ -1246,7 +1255,8 @@ class SemaphoreSet(_Permissions):
         _check(_semctl(self._id, 0, _SETALL, ctypes.byref(array)),
                lambda: "semctl(id=%d, SETALL)" % self._id)
 
-    def op(self, operations: Iterable[Sequence[int]], timeout: Optional[float] = None) -> None:
+    def op(self, operations: "Iterable[Sequence[int]]",
+           timeout: "Optional[float]" = None) -> None:
         """Wrapper around ``semop()`` / ``semtimedop()``: apply every ``(index, delta[, flags])``
         atomically - all or none.  delta > 0 adds, < 0 waits then subtracts, 0 waits for zero;
         flags: IPC_NOWAIT, SEM_UNDO.  Timeout as in Semaphore.acquire()."""
@@ -1280,7 +1290,7 @@ class SemaphoreSet(_Permissions):
 
 
 # --- Module functions ----------------------------------------------------------------------------
-def attach(id: int, address: Optional[int] = None, flags: int = 0) -> SharedMemory:
+def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
     mem._id = _index(id, "id")
@@ -1306,6 +1316,7 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
     """Wrapper around ``ftok()``: a key from a file's inode and device, and the low 8 bits of
     ``id``.  Two files can give the same key; warns unless ``silence_warning``."""
     if not silence_warning:
+        import warnings
         warnings.warn("Use of ftok() is not recommended: different files can give the same key",
                       stacklevel=2)
     raw = os.fsencode(path)
@@ -1374,7 +1385,7 @@ def _demo() -> int:
     return 0 if ok else 1
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: "Optional[List[str]]" = None) -> int:
     """``python3 sysvshm.py COMMAND``; see --help."""
     import argparse
     parser = argparse.ArgumentParser(prog="sysvshm", description="System V IPC from Python.")
