@@ -29,7 +29,6 @@ minus its defects (see README.md).  Linux only; the struct layouts are declared 
 
 import ctypes
 import errno as _errno
-import mmap
 import os
 import struct
 import sys
@@ -37,10 +36,11 @@ import time
 
 # Import time: typing costs ~9 ms on CPython 3.11 (it pulls in re, enum, collections, ...),
 # three times `import ctypes`; the annotations are for type checkers only, so they are strings
-# and typing is imported for the checker alone (mypy treats TYPE_CHECKING as true).  random,
-# warnings and weakref are imported where they are used.
+# and typing is imported for the checker alone (mypy treats TYPE_CHECKING as true).  mmap,
+# random, warnings and weakref are imported where they are used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap
     from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
                         Union)
 
@@ -87,7 +87,7 @@ _GETPID, _GETVAL, _GETALL, _GETNCNT, _GETZCNT, _SETVAL, _SETALL = 11, 12, 13, 14
 
 KEY_MIN = -2 ** 31                   # key_t is a 32-bit signed int; ipcs prints it unsigned,
 KEY_MAX = 2 ** 32 - 1                # so 0x80000000..0xffffffff are accepted as well.
-PAGE_SIZE = mmap.PAGESIZE
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")   # what mmap.PAGESIZE reads
 SEMAPHORE_VALUE_MAX = 32767          # SEMVMX
 SEMAPHORE_TIMEOUT_SUPPORTED = True   # semtimedop(), or a bounded polling fallback without it
 
@@ -200,15 +200,18 @@ _semget, _semctl, _semop = _libc.semget, _libc.semctl, _libc.semop
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _get_errno = ctypes.get_errno
 
-# Hot path (FACTS §8): a second handle whose semop/semtimedop have no argtypes, called with
-# preallocated arguments - each declared argument costs ~100 ns per call through from_param.
-_hot = ctypes.CDLL(None, use_errno=True)
-_semop_fast = _hot.semop
-_semtimedop_fast = getattr(_hot, "semtimedop", None)   # absent on some libcs: polling fallback
+# Hot path (FACTS §8): semop/semtimedop without argtypes, called with preallocated arguments -
+# each declared argument costs ~100 ns per call through from_param.  _libc[name] makes a new
+# function object (unlike _libc.name, which is the declared one, cached).
+_semop_fast = _libc["semop"]
+try:
+    _semtimedop_fast = _libc["semtimedop"]   # type: Optional[Any]
+except AttributeError:                      # absent on some libcs: polling fallback
+    _semtimedop_fast = None
 _ONE = ctypes.c_size_t(1)
 # The same for the shared-memory life cycle (create, attach, remove); the caller wraps what is not
 # a C int (size_t, void *) itself.
-_shmget_fast, _shmat_fast, _shmctl_fast = _hot.shmget, _hot.shmat, _hot.shmctl
+_shmget_fast, _shmat_fast, _shmctl_fast = _libc["shmget"], _libc["shmat"], _libc["shmctl"]
 _shmat_fast.restype = _c_void_p
 
 
@@ -534,7 +537,7 @@ class _Py_buffer(ctypes.Structure):
                 ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
 
 
-def _address_of(m: mmap.mmap) -> int:
+def _address_of(m: "mmap.mmap") -> int:
     """The address of an mmap's memory (our reservation for SHM_REMAP)."""
     try:
         probe = ctypes.c_char.from_buffer(m)
@@ -685,6 +688,7 @@ class SharedMemory(_Permissions):
             self._attach_at(_index(address, "address"), flags)
 
     def _attach_reserved(self, flags: int) -> None:
+        import mmap
         readonly = bool(flags & SHM_RDONLY)
         prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
         align = self._align
