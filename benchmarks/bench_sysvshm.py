@@ -484,16 +484,21 @@ def pingpong_rows(s, stack, cpus, c_lib, c_skip):
 
 
 def section_pingpong(stack, c_lib, c_skip, across):
-    cpus = sorted(os.sched_getaffinity(0))
     if across:
         s = Section("pingpong", "ping-pong round trip, two processes on two CPUs "
                                 "(two semaphores)")
+    else:
+        s = Section("pingpong1", "ping-pong round trip, two processes on one CPU")
+    if not hasattr(os, "sched_setaffinity"):
+        s.add("sysvshm Semaphore", skip="this Python has no os.sched_setaffinity to pin CPUs")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))
+    if across:
         if len(cpus) < 2:
             s.add("sysvshm Semaphore", skip="needs two CPUs (this process may use %s)" % cpus)
             return s
         pair = (cpus[0], cpus[1])
     else:
-        s = Section("pingpong1", "ping-pong round trip, two processes on one CPU")
         pair = (cpus[0], cpus[0])
     pingpong_rows(s, stack, pair, c_lib, c_skip)
     return s
