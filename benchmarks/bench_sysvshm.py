@@ -820,7 +820,7 @@ def render_targets(sections):
         row = s.find(label) if s else None
         reference = s.find(TARGET_REFERENCE[key]) if s else None
         if row is None or reference is None:
-            lines.append("  %-48s not measured" % text)
+            lines.append("  %-48s %10s  not measured" % (text, ""))
             continue
         value = s.ratio(row, reference)
         met = value <= limit if op == "<=" else value >= limit
@@ -873,11 +873,11 @@ def main(argv=None):
                     run(s, 200000, 9)
             if "copy" in only:
                 for s in sections_copy(stack, c_lib, c_skip, big):
-                    run(s, 2 / scale if quick else 2, 11)
+                    run(s, 1 / scale, 25)
             if "create" in only:
                 untouched, faulted = sections_create(stack, c_lib, c_skip, big)
                 run(untouched, 1000, 11)
-                run(faulted, 2 / scale if quick else 2, 9)
+                run(faulted, 1 / scale, 15)
             if "queue" in only:
                 run(section_queue(stack, c_lib, c_skip), 20000, 9)
             if "import" in only:
