@@ -194,7 +194,8 @@ def load_c_floor():
         lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    c_int, c_long, c_size_t, c_void_p = ctypes.c_int, ctypes.c_long, ctypes.c_size_t, ctypes.c_void_p
+    c_int, c_long = ctypes.c_int, ctypes.c_long
+    c_size_t, c_void_p = ctypes.c_size_t, ctypes.c_void_p
     for name, argtypes in (("sem_pairs", [c_int, c_long]),
                            ("sem_pingpong", [c_int, c_int, c_long, c_long, c_int]),
                            ("copy", [c_void_p, c_void_p, c_size_t, c_long]),
@@ -532,11 +533,6 @@ def sections_small(stack):
     return [read, write]
 
 
-def _address(buffer):
-    """Address of a writable bytes-like object (keeps an export on it while the result lives)."""
-    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
-
-
 def _numpy():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # no idle BLAS threads beside the rows
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -806,7 +802,8 @@ TARGETS = [
 TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphore",
                     "pingpong1": "sysv_ipc Semaphore", "read64": "sysv_ipc read(64, o)",
                     "write64": "sysv_ipc write(data, o)", "copyin": "C memcpy",
-                    "copyout": "C memcpy", "create": "sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
+                    "copyout": "C memcpy",
+                    "create": "sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
                     "createfault": "sysv_ipc IPC_CREX, init_character fill",
                     "import": "import ctypes"}
 
