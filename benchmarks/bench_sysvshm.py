@@ -863,8 +863,8 @@ def main(argv=None):
             if "pair" in only:
                 run(section_pair(stack, c_lib, c_skip), 50000, 9)
             if "pingpong" in only:
-                run(section_pingpong(stack, c_lib, c_skip, across=True), 4000, 9)
-                run(section_pingpong(stack, c_lib, c_skip, across=False), 20000, 9)
+                run(section_pingpong(stack, c_lib, c_skip, across=True), 2000, 21)
+                run(section_pingpong(stack, c_lib, c_skip, across=False), 10000, 15)
             if "small" in only:
                 for s in sections_small(stack):
                     run(s, 200000, 9)
