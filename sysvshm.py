@@ -208,7 +208,6 @@ try:
     _semtimedop_fast = _libc["semtimedop"]   # type: Optional[Any]
 except AttributeError:                      # absent on some libcs: polling fallback
     _semtimedop_fast = None
-_ONE = ctypes.c_size_t(1)
 # The same for the shared-memory life cycle (create, attach, remove); the caller wraps what is not
 # a C int (size_t, void *) itself.
 _shmget_fast, _shmat_fast, _shmctl_fast = _libc["shmget"], _libc["shmat"], _libc["shmctl"]
@@ -1056,7 +1055,9 @@ class _SemaphoreOps(object):
     """acquire/release/Z and value/block/undo of semaphore `index` of set `id`.
 
     The three sembufs are preallocated and wrapped in byref() once; the undeclared semop
-    handle is called directly on the fast path (FACTS §8); errno is read only on failure."""
+    handle is called directly on the fast path (FACTS §8); errno is read only on failure.
+    nsops goes as a plain int 1 (a C int: a c_size_t object would cost a conversion object
+    per call); only the kernel reads it, as an unsigned int, and libffi widens it anyway."""
 
     _id = -1
     _index = 0
@@ -1087,19 +1088,19 @@ class _SemaphoreOps(object):
         """Wrapper around ``semop()`` / ``semtimedop()``: wait until the value is >= |delta|,
         then subtract it.  timeout None waits forever, 0 tries once, > 0 waits at most that
         long; BusyError (also TimeoutError / BlockingIOError) when it cannot."""
-        if timeout is None and delta == 1 and _semop_fast(self._id, self._p_ref, _ONE) == 0:
+        if timeout is None and delta == 1 and _semop_fast(self._id, self._p_ref, 1) == 0:
             return
         self._wait(-_sem_delta(delta), timeout, "acquire")
 
     def release(self, delta: int = 1) -> None:
         """Wrapper around ``semop()``: add |delta| to the value (never blocks)."""
-        if delta == 1 and _semop_fast(self._id, self._v_ref, _ONE) == 0:
+        if delta == 1 and _semop_fast(self._id, self._v_ref, 1) == 0:
             return
         self._wait(_sem_delta(delta), None, "release")
 
     def Z(self, timeout: "Optional[float]" = None) -> None:
         """Wrapper around ``semop()`` with sem_op 0: wait until the value is zero."""
-        if timeout is None and _semop_fast(self._id, self._z_ref, _ONE) == 0:
+        if timeout is None and _semop_fast(self._id, self._z_ref, 1) == 0:
             return
         self._wait(0, timeout, "Z")
 
