@@ -1,0 +1,895 @@
+#!/usr/bin/env python3
+# sysvshm benchmarks.
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The sysvshm authors
+"""Measure sysvshm against sysv_ipc, multiprocessing and the C floor, and print one table.
+
+    python3 benchmarks/bench_sysvshm.py            # full run (about a minute)
+    python3 benchmarks/bench_sysvshm.py --quick    # short run (a few seconds)
+    python3 benchmarks/bench_sysvshm.py --only pair,pingpong
+
+Standard library only.  sysv_ipc, numpy, multiprocessing.shared_memory, sysvshm.MessageQueue and a
+C compiler (``cc``; the C rows are compiled at run time into a temporary directory) are used when
+present; their rows say "skipped" otherwise.
+
+Method: every row of a section is timed in several rounds, the rows interleaved (and rotated)
+within each round so that the machine's noise spreads over all of them; the table shows the median
+time per operation, the spread of the rounds ((max - min) / 2 / median) and the ratio to the
+section's reference row, all measured side by side in this one run.  Python rows include the
+interpreter's loop overhead (~10-20 ns per iteration); C rows loop in C.  The garbage collector is
+off while a row is timed.
+
+Every IPC object made here is created with IPC_PRIVATE or a random key with IPC_CREX, and removed
+in a ``finally`` (or by an ExitStack callback) even when a row fails.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import sysvshm  # noqa: E402
+
+try:
+    import sysv_ipc  # type: ignore
+except ImportError:
+    sysv_ipc = None
+
+_perf = time.perf_counter
+MiB = 1024 * 1024
+WATCHDOG = 60.0      # seconds a forked ping-pong may take before both sides give up
+
+# --- The C floor ---------------------------------------------------------------------------------
+C_SOURCE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/msg.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Every function returns the elapsed nanoseconds of its timed part, or -errno. */
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+long long sem_pairs(int semid, long n) {
+    struct sembuf p = {0, -1, 0}, v = {0, 1, 0};
+    long long t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (semop(semid, &p, 1) != 0 || semop(semid, &v, 1) != 0)
+            return -errno;
+    return now_ns() - t0;
+}
+
+/* Parent: V(ping) P(pong); child: P(ping) V(pong).  EINTR returns (the caller's watchdog). */
+long long sem_pingpong(int ping, int pong, long warmup, long n, int child) {
+    struct sembuf p = {0, -1, 0}, v = {0, 1, 0};
+    long long t0 = now_ns();
+    for (long i = 0; i < warmup + n; i++) {
+        if (i == warmup)
+            t0 = now_ns();
+        if (child ? (semop(ping, &p, 1) != 0 || semop(pong, &v, 1) != 0)
+                  : (semop(ping, &v, 1) != 0 || semop(pong, &p, 1) != 0))
+            return -errno;
+    }
+    return now_ns() - t0;
+}
+
+long long copy(void *dst, const void *src, size_t len, long reps) {
+    long long t0 = now_ns();
+    for (long i = 0; i < reps; i++) {
+        memcpy(dst, src, len);
+        __asm__ volatile("" : : "r"(dst) : "memory");
+    }
+    return now_ns() - t0;
+}
+
+/* What read() must do: a new buffer (fresh pages: malloc of 64 MiB is an mmap), then the copy. */
+long long malloc_copy(const void *src, size_t len, long reps) {
+    long long t0 = now_ns();
+    for (long i = 0; i < reps; i++) {
+        char *d = malloc(len);
+        if (!d)
+            return -ENOMEM;
+        memcpy(d, src, len);
+        __asm__ volatile("" : : "r"(d) : "memory");
+        free(d);
+    }
+    return now_ns() - t0;
+}
+
+/* touch: 0 nothing, 1 memset (sysv_ipc's init_character fill), 2 MADV_POPULATE_WRITE,
+   3 nothing, but attached as sysvshm does it: into an anonymous mapping reserved for it
+   (SHM_REMAP), and detached by unmapping that range. */
+long long shm_cycle(size_t size, long n, int touch) {
+    long page = sysconf(_SC_PAGESIZE);
+    long long t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        int id = shmget(IPC_PRIVATE, size, IPC_CREAT | 0600);
+        if (id < 0)
+            return -errno;
+        char *a;
+        if (touch == 3) {
+            void *r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            a = r == MAP_FAILED ? (void *)-1 : shmat(id, r, SHM_REMAP);
+        } else
+            a = shmat(id, NULL, 0);
+        if (a == (void *)-1) {
+            int e = errno;
+            shmctl(id, IPC_RMID, NULL);
+            return -e;
+        }
+        if (touch == 1)
+            memset(a, ' ', size);
+        else if (touch == 2 && madvise(a, size, MADV_POPULATE_WRITE) != 0)
+            for (size_t o = 0; o < size; o += page)
+                (void)*(volatile char *)(a + o);
+        if (touch == 3)
+            munmap(a, size);
+        else
+            shmdt(a);
+        if (shmctl(id, IPC_RMID, NULL) != 0)
+            return -errno;
+    }
+    return now_ns() - t0;
+}
+
+struct msg64 { long mtype; char mtext[64]; };
+
+long long msg_roundtrip(int msqid, long n) {
+    struct msg64 m;
+    memset(&m, 'x', sizeof m);
+    m.mtype = 1;
+    long long t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (msgsnd(msqid, &m, sizeof m.mtext, 0) != 0 ||
+            msgrcv(msqid, &m, sizeof m.mtext, 0, 0) < 0)
+            return -errno;
+    return now_ns() - t0;
+}
+"""
+
+
+def load_c_floor():
+    """Compile C_SOURCE into a temporary directory and load it; (library, None) or (None, why)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None, "no C compiler (cc)"
+    tmp = tempfile.mkdtemp(prefix="sysvshm-bench-")
+    try:
+        source, library = os.path.join(tmp, "floor.c"), os.path.join(tmp, "floor.so")
+        with open(source, "w") as f:
+            f.write(C_SOURCE)
+        done = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", library, source],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True)
+        if done.returncode != 0:
+            return None, "cc failed: %s" % done.stdout.strip().splitlines()[-1:]
+        lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    c_int, c_long = ctypes.c_int, ctypes.c_long
+    c_size_t, c_void_p = ctypes.c_size_t, ctypes.c_void_p
+    for name, argtypes in (("sem_pairs", [c_int, c_long]),
+                           ("sem_pingpong", [c_int, c_int, c_long, c_long, c_int]),
+                           ("copy", [c_void_p, c_void_p, c_size_t, c_long]),
+                           ("malloc_copy", [c_void_p, c_size_t, c_long]),
+                           ("shm_cycle", [c_size_t, c_long, c_int]),
+                           ("msg_roundtrip", [c_int, c_long])):
+        func = getattr(lib, name)
+        func.argtypes, func.restype = argtypes, ctypes.c_longlong
+    return lib, None
+
+
+def c_seconds(result):
+    """A C function's result (ns, or -errno) as seconds."""
+    if result < 0:
+        raise OSError(-result, os.strerror(-result))
+    return result / 1e9
+
+
+# --- Harness -------------------------------------------------------------------------------------
+class Row(object):
+    """One line of the table: a timer(count) -> seconds for `count` operations, or a skip reason."""
+
+    def __init__(self, label, timer=None, skip=None, scale=1.0, ref=False):
+        self.label, self.timer, self.skip, self.scale, self.ref = label, timer, skip, scale, ref
+        self.samples = []    # seconds per operation, one per round
+        self.error = None
+
+    @property
+    def median(self):
+        return statistics.median(self.samples) if self.samples else None
+
+
+class Section(object):
+    """A titled group of rows measured together; `mode` is how rows compare with the reference:
+    "time" (ratio = time / reference time), "speed" (ratio = reference time / time, for
+    throughput) or "delta" (difference in ms, for import time)."""
+
+    def __init__(self, key, title, mode="time", nbytes=0):
+        self.key, self.title, self.mode, self.nbytes = key, title, mode, nbytes
+        self.rows = []
+        self.rounds = 0
+
+    def add(self, label, timer=None, skip=None, scale=1.0, ref=False):
+        row = Row(label, timer, skip, scale, ref)
+        self.rows.append(row)
+        return row
+
+    def reference(self):
+        for row in self.rows:
+            if row.ref and row.samples:
+                return row
+        for row in self.rows:
+            if row.samples:
+                return row
+        return None
+
+    def find(self, label):
+        for row in self.rows:
+            if row.label == label and row.samples:
+                return row
+        return None
+
+    def ratio(self, row, reference=None):
+        reference = reference or self.reference()
+        if reference is None or not row.samples:
+            return None
+        if self.mode == "speed":
+            return reference.median / row.median
+        if self.mode == "delta":
+            return (row.median - reference.median) * 1e3
+        return row.median / reference.median
+
+
+def measure(section, count, rounds):
+    """Time every live row of `section` in `rounds` interleaved, rotated rounds."""
+    live = [row for row in section.rows if row.timer is not None]
+    for row in list(live):           # warm up (caches, lazy imports, specialisation)
+        try:
+            row.timer(max(1, int(count * row.scale) // 10))
+        except Exception as exc:    # a failing row is reported, the others go on
+            row.error = "%s: %s" % (type(exc).__name__, exc)
+            live.remove(row)
+    for r in range(rounds):
+        order = live[r % len(live):] + live[:r % len(live)] if live else []
+        for row in order:
+            if row.error:
+                continue
+            n = max(1, int(count * row.scale))
+            gc.collect()
+            gc.disable()
+            try:
+                row.samples.append(row.timer(n) / n)
+            except Exception as exc:
+                row.error = "%s: %s" % (type(exc).__name__, exc)
+                row.samples = []
+            finally:
+                gc.enable()
+
+
+def compiled_timer(stmt, namespace, setup=""):
+    """A timer(n) running `stmt` n times in a compiled for-loop (as timeit does: no extra call)."""
+    source = ("def _timer(_n, _perf=_perf):\n"
+              "    %s\n"
+              "    _t0 = _perf()\n"
+              "    for _ in _range(_n):\n"
+              "        %s\n"
+              "    return _perf() - _t0\n") % (setup or "pass", stmt)
+    # The namespace is the function's globals, not a copy: clearing it (an ExitStack callback)
+    # drops every view the timer holds, so that detach() can succeed afterwards.
+    namespace["_perf"], namespace["_range"] = _perf, range
+    exec(compile(source, "<bench %r>" % stmt, "exec"), namespace)
+    return namespace.pop("_timer")
+
+
+# --- Sections ------------------------------------------------------------------------------------
+def section_pair(stack, c_lib, c_skip):
+    s = Section("pair", "uncontended acquire+release pair (one process)")
+    sem = sysvshm.Semaphore(None, sysvshm.IPC_CREX, initial_value=1)
+    stack.callback(sem.remove)
+    s.add("sysvshm Semaphore", compiled_timer("sem.acquire(); sem.release()", {"sem": sem}))
+    semset = sysvshm.SemaphoreSet(None, 2, sysvshm.IPC_CREX, initial_values=[1, 1])
+    stack.callback(semset.remove)
+    s.add("sysvshm SemaphoreSet member", compiled_timer("m.acquire(); m.release()",
+                                                        {"m": semset[1]}))
+    s.add("sysvshm Semaphore, with-statement", compiled_timer("with sem: pass", {"sem": sem}))
+    if sysv_ipc is not None:
+        other = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX, initial_value=1)
+        stack.callback(other.remove)
+        s.add("sysv_ipc Semaphore", compiled_timer("sem.acquire(); sem.release()", {"sem": other}),
+              ref=True)
+    else:
+        s.add("sysv_ipc Semaphore", skip="sysv_ipc not installed", ref=True)
+    try:
+        import multiprocessing
+        lock = multiprocessing.get_context("fork").Lock()
+        s.add("multiprocessing.Lock (futex)", compiled_timer("lock.acquire(); lock.release()",
+                                                             {"lock": lock}))
+    except (ImportError, OSError, ValueError) as exc:
+        s.add("multiprocessing.Lock (futex)", skip=str(exc))
+    if c_lib is not None:
+        csem = sysvshm.Semaphore(None, sysvshm.IPC_CREX, initial_value=1)
+        stack.callback(csem.remove)
+        s.add("C semop", lambda n: c_seconds(c_lib.sem_pairs(csem.id, n)))
+    else:
+        s.add("C semop", skip=c_skip)
+    return s
+
+
+class _Watchdog(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Watchdog("no progress for %.0f s" % WATCHDOG)
+
+
+def _reap(pid, deadline):
+    """Wait for child `pid` until `deadline` (monotonic), then kill it; its exit status."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return -1
+        time.sleep(0.001)
+
+
+def forked(parent_side, child_side, cpus):
+    """Run child_side() in a forked child pinned to cpus[1] and parent_side() here, pinned to
+    cpus[0]; parent_side's result (seconds).  Both sides have a watchdog; the child always leaves
+    through os._exit()."""
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpus[0]})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
+                os.sched_setaffinity(0, {cpus[1]})
+                child_side()
+                code = 0
+            except BaseException:
+                pass
+            finally:
+                os._exit(code)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
+            elapsed = parent_side()
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid, time.monotonic() + 5)
+            raise
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        status = _reap(pid, time.monotonic() + 10)
+        if status != 0:
+            raise RuntimeError("ping-pong child exited with status %d" % status)
+        return elapsed
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+PINGPONG_WARMUP = 200
+
+
+def pingpong_rows(s, stack, cpus, c_lib, c_skip):
+    warm = PINGPONG_WARMUP
+
+    def sem_row(label, make, ref=False):
+        a, b = make(), make()
+        parent_loop = compiled_timer("a.release(); b.acquire()", {"a": a, "b": b},
+                                     setup="for _ in range(%d): a.release(); b.acquire()" % warm)
+
+        def child_loop(n):
+            for _ in range(warm + n):
+                a.acquire()
+                b.release()
+        s.add(label, lambda n: forked(lambda: parent_loop(n), lambda: child_loop(n), cpus),
+              ref=ref)
+
+    def new_sysvshm():
+        sem = sysvshm.Semaphore(None, sysvshm.IPC_CREX)
+        stack.callback(sem.remove)
+        return sem
+    sem_row("sysvshm Semaphore", new_sysvshm)
+    if sysv_ipc is not None:
+        def new_sysv_ipc():
+            sem = sysv_ipc.Semaphore(None, sysv_ipc.IPC_CREX)
+            stack.callback(sem.remove)
+            return sem
+        sem_row("sysv_ipc Semaphore", new_sysv_ipc, ref=True)
+    else:
+        s.add("sysv_ipc Semaphore", skip="sysv_ipc not installed", ref=True)
+    if c_lib is not None:
+        ping, pong = new_sysvshm(), new_sysvshm()
+
+        def c_side(n, child):
+            return lambda: c_seconds(c_lib.sem_pingpong(ping.id, pong.id, warm, n, child))
+        s.add("C semop", lambda n: forked(c_side(n, 0), c_side(n, 1), cpus))
+    else:
+        s.add("C semop", skip=c_skip)
+
+    import multiprocessing
+
+    def mp_pipe(n):
+        here, there = multiprocessing.Pipe()
+        try:
+            parent_loop = compiled_timer("c.send_bytes(b'x'); c.recv_bytes()", {"c": here},
+                                         setup="for _ in range(%d): c.send_bytes(b'x'); "
+                                               "c.recv_bytes()" % warm)
+
+            def child_loop():
+                for _ in range(warm + n):
+                    there.recv_bytes()
+                    there.send_bytes(b"x")
+            return forked(lambda: parent_loop(n), child_loop, cpus)
+        finally:
+            here.close()
+            there.close()
+    s.add("multiprocessing.Pipe", mp_pipe)
+
+    def os_pipe(n):
+        fds = os.pipe() + os.pipe()
+        try:
+            down_r, down_w, up_r, up_w = fds
+            parent_loop = compiled_timer("write(w, b'x'); read(r, 1)",
+                                         {"write": os.write, "read": os.read, "w": down_w,
+                                          "r": up_r},
+                                         setup="for _ in range(%d): write(w, b'x'); read(r, 1)"
+                                               % warm)
+
+            def child_loop():
+                read, write = os.read, os.write
+                for _ in range(warm + n):
+                    read(down_r, 1)
+                    write(up_w, b"x")
+            return forked(lambda: parent_loop(n), child_loop, cpus)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    s.add("os.pipe (two pipes)", os_pipe)
+
+
+def section_pingpong(stack, c_lib, c_skip, across):
+    if across:
+        s = Section("pingpong", "ping-pong round trip, two processes on two CPUs "
+                                "(two semaphores)")
+    else:
+        s = Section("pingpong1", "ping-pong round trip, two processes on one CPU")
+    if not hasattr(os, "sched_setaffinity"):
+        s.add("sysvshm Semaphore", skip="this Python has no os.sched_setaffinity to pin CPUs")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))
+    if across:
+        if len(cpus) < 2:
+            s.add("sysvshm Semaphore", skip="needs two CPUs (this process may use %s)" % cpus)
+            return s
+        pair = (cpus[0], cpus[1])
+    else:
+        pair = (cpus[0], cpus[0])
+    pingpong_rows(s, stack, pair, c_lib, c_skip)
+    return s
+
+
+def sections_small(stack):
+    size, offset = 64 * 1024 + 123, 1000
+    mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=size)
+    stack.callback(mem.remove)
+    stack.callback(mem.detach)
+    data = bytes(range(64))
+    ns = {"mem": mem, "buf": mem.buf, "o": offset, "e": offset + 64, "data": data}
+    stack.callback(ns.clear)       # runs before detach: drops the views the timers hold
+    read = Section("read64", "64-byte read at an offset (-> bytes)")
+    write = Section("write64", "64-byte write at an offset (from bytes)")
+    read.add("sysvshm buf[o:o+64].tobytes()", compiled_timer("buf[o:e].tobytes()", ns))
+    read.add("sysvshm bytes(buf[o:o+64])", compiled_timer("bytes(buf[o:e])", ns))
+    read.add("sysvshm read(64, o)", compiled_timer("mem.read(64, o)", ns))
+    write.add("sysvshm buf[o:o+64] = data", compiled_timer("buf[o:e] = data", ns))
+    write.add("sysvshm write(data, o)", compiled_timer("mem.write(data, o)", ns))
+    if sysv_ipc is not None:
+        other = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, size=size)
+        stack.callback(other.remove)
+        stack.callback(other.detach)
+        ns2 = {"mem": other, "o": offset, "data": data}
+        read.add("sysv_ipc read(64, o)", compiled_timer("mem.read(64, o)", ns2), ref=True)
+        write.add("sysv_ipc write(data, o)", compiled_timer("mem.write(data, o)", ns2), ref=True)
+    else:
+        read.add("sysv_ipc read(64, o)", skip="sysv_ipc not installed", ref=True)
+        write.add("sysv_ipc write(data, o)", skip="sysv_ipc not installed", ref=True)
+    return [read, write]
+
+
+def _numpy():
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # no idle BLAS threads beside the rows
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import numpy  # type: ignore
+        return numpy, None
+    except ImportError:
+        return None, "numpy not installed"
+
+
+def sections_copy(stack, c_lib, c_skip, size):
+    into = Section("copyin", "%d MiB copy into a segment (throughput)" % (size // MiB), "speed",
+                   size)
+    out = Section("copyout", "%d MiB copy out of a segment (throughput)" % (size // MiB), "speed",
+                  size)
+    src = bytearray(b"\x5a" * size)
+    dest = bytearray(size)
+    mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=size)   # filled: every page touched
+    stack.callback(mem.remove)
+    stack.callback(mem.detach)
+    buf = mem.buf
+    if c_lib is not None:
+        keep = [ctypes.c_char.from_buffer(src), ctypes.c_char.from_buffer(dest)]
+        src_at, dest_at = ctypes.addressof(keep[0]), ctypes.addressof(keep[1])
+        stack.callback(keep.clear)
+        into.add("C memcpy", lambda n: c_seconds(c_lib.copy(mem.address, src_at, size, n)),
+                 ref=True)
+        out.add("C memcpy", lambda n: c_seconds(c_lib.copy(dest_at, mem.address, size, n)),
+                ref=True)
+    else:
+        into.add("C memcpy", skip=c_skip, ref=True)
+        out.add("C memcpy", skip=c_skip, ref=True)
+    ns = {"mem": mem, "buf": buf, "src": src, "dest": dest, "dview": memoryview(dest)}
+    stack.callback(ns.clear)       # runs before detach: drops the views the timers hold
+    into.add("sysvshm buf[:] = src", compiled_timer("buf[:] = src", ns))
+    into.add("sysvshm write(src)", compiled_timer("mem.write(src)", ns))
+    out.add("sysvshm read_into(dest)", compiled_timer("mem.read_into(dest)", ns))
+    out.add("sysvshm memoryview(dest)[:] = buf", compiled_timer("dview[:] = buf", ns))
+    out.add("sysvshm read() (new bytes each time)", compiled_timer("mem.read()", ns))
+    if c_lib is not None:
+        out.add("C malloc+memcpy+free (as read() must)",
+                lambda n: c_seconds(c_lib.malloc_copy(mem.address, size, n)))
+    numpy, why = _numpy()
+    if numpy is not None:
+        np_ns = {"np": numpy, "seg": numpy.frombuffer(buf, dtype=numpy.uint8),
+                 "a": numpy.frombuffer(src, dtype=numpy.uint8),
+                 "b": numpy.frombuffer(dest, dtype=numpy.uint8)}
+        stack.callback(np_ns.clear)    # the arrays go before detach
+        into.add("numpy copyto(array on buf, src)", compiled_timer("np.copyto(seg, a)", np_ns))
+        out.add("numpy copyto(dest, array on buf)", compiled_timer("np.copyto(b, seg)", np_ns))
+    else:
+        into.add("numpy copyto", skip=why)
+    if sysv_ipc is not None:
+        other = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, size=size)
+        stack.callback(other.remove)
+        stack.callback(other.detach)
+        ns2 = {"mem": other, "src": src}
+        into.add("sysv_ipc write(src)", compiled_timer("mem.write(src)", ns2))
+        out.add("sysv_ipc read() (new bytes each time)", compiled_timer("mem.read()", ns2))
+    else:
+        into.add("sysv_ipc", skip="sysv_ipc not installed")
+    try:
+        from multiprocessing import shared_memory
+    except ImportError:
+        into.add("multiprocessing.shared_memory", skip="Python < 3.8")
+    else:
+        shm = shared_memory.SharedMemory(create=True, size=size)
+        stack.callback(shm.unlink)
+        stack.callback(shm.close)
+        stack.callback(ns.pop, "shm", None)
+        ns["shm"] = shm.buf
+        ns["shm"][:] = src
+        into.add("multiprocessing.shared_memory buf[:] = src", compiled_timer("shm[:] = src", ns))
+        out.add("multiprocessing.shared_memory memoryview(dest)[:] = buf",
+                compiled_timer("dview[:] = shm", ns))
+    return [into, out]
+
+
+def sections_create(stack, c_lib, c_skip, size):
+    untouched = Section("create", "create+attach+detach+remove a %d MiB segment, untouched"
+                        % (size // MiB))
+    faulted = Section("createfault", "create+attach+detach+remove a %d MiB segment, every page "
+                      "touched" % (size // MiB))
+    PRIVATE, CREAT, CREX = sysvshm.IPC_PRIVATE, sysvshm.IPC_CREAT, sysvshm.IPC_CREX
+    ns = {"SM": sysvshm.SharedMemory, "size": size, "PRIVATE": PRIVATE, "CREAT": CREAT,
+          "CREX": CREX}
+    cycle = ("m = SM(%s, size=size%s)\n        try:\n            %sm.detach()\n"
+             "        finally:\n            m.remove()")
+    untouched.add("sysvshm SharedMemory(IPC_PRIVATE, IPC_CREAT)",
+                  compiled_timer(cycle % ("PRIVATE, CREAT", "", ""), ns))
+    faulted.add("sysvshm prefault() (MADV_POPULATE_WRITE)",
+                compiled_timer(cycle % ("PRIVATE, CREAT", "", "m.prefault(); "), ns))
+    faulted.add("sysvshm IPC_CREX, init_character fill",
+                compiled_timer(cycle % ("None, CREX", "", ""), ns))
+    if sysv_ipc is not None:
+        ns2 = dict(ns, SM=sysv_ipc.SharedMemory)
+        untouched.add("sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
+                      compiled_timer(cycle % ("PRIVATE, CREAT", "", ""), ns2), ref=True)
+        faulted.add("sysv_ipc IPC_CREX, init_character fill",
+                    compiled_timer(cycle % ("None, CREX", "", ""), ns2), ref=True)
+    else:
+        untouched.add("sysv_ipc", skip="sysv_ipc not installed", ref=True)
+        faulted.add("sysv_ipc", skip="sysv_ipc not installed", ref=True)
+    if c_lib is not None:
+        untouched.add("C shmget+shmat+shmdt+IPC_RMID",
+                      lambda n: c_seconds(c_lib.shm_cycle(size, n, 0)))
+        untouched.add("C the same the sysvshm way (mmap, SHM_REMAP, munmap)",
+                      lambda n: c_seconds(c_lib.shm_cycle(size, n, 3)))
+        faulted.add("C ... + memset", lambda n: c_seconds(c_lib.shm_cycle(size, n, 1)))
+        faulted.add("C ... + MADV_POPULATE_WRITE", lambda n: c_seconds(c_lib.shm_cycle(size, n, 2)))
+    else:
+        untouched.add("C", skip=c_skip)
+    return [untouched, faulted]
+
+
+def section_queue(stack, c_lib, c_skip):
+    s = Section("queue", "message queue send+receive round trip, 64 bytes (one process)")
+    message = b"m" * 64
+    if hasattr(sysvshm, "MessageQueue"):
+        q = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+        stack.callback(q.remove)
+        s.add("sysvshm MessageQueue", compiled_timer("q.send(msg); q.receive()",
+                                                     {"q": q, "msg": message}))
+    else:
+        s.add("sysvshm MessageQueue", skip="sysvshm has no MessageQueue yet")
+    if sysv_ipc is not None:
+        other = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+        stack.callback(other.remove)
+        s.add("sysv_ipc MessageQueue", compiled_timer("q.send(msg); q.receive()",
+                                                      {"q": other, "msg": message}), ref=True)
+        if c_lib is not None:
+            s.add("C msgsnd+msgrcv", lambda n: c_seconds(c_lib.msg_roundtrip(other.id, n)))
+        else:
+            s.add("C msgsnd+msgrcv", skip=c_skip)
+    else:
+        s.add("sysv_ipc MessageQueue", skip="sysv_ipc not installed", ref=True)
+    import multiprocessing
+    mq = multiprocessing.get_context("fork").Queue()
+
+    def close_queue():
+        mq.close()
+        mq.join_thread()
+    stack.callback(close_queue)
+    s.add("multiprocessing.Queue put+get", compiled_timer("q.put(msg); q.get()",
+                                                          {"q": mq, "msg": message}), scale=0.1)
+    return s
+
+
+def section_import():
+    """Import time measured inside fresh interpreters (python -I -S: no site, so that .pth files
+    of this machine cannot preload modules such as typing or re for one row and not the other)."""
+    s = Section("import", "import time in a fresh interpreter (python -I -S)", "delta")
+
+    def timer_for(statement, before=""):
+        code = ("import sys, time; sys.path.insert(0, %r); %s; t0 = time.perf_counter(); %s; "
+                "sys.stdout.write(repr(time.perf_counter() - t0))" % (ROOT, before or "pass",
+                                                                     statement))
+        argv = [sys.executable, "-I", "-S", "-c", code]
+
+        def timer(n):
+            total = 0.0
+            for _ in range(n):
+                out = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
+                total += float(out)
+            return total
+        return timer
+    s.add("import ctypes", timer_for("import ctypes"), ref=True)
+    s.add("import sysvshm", timer_for("import sysvshm"))
+    s.add("import sysvshm (ctypes imported before)", timer_for("import sysvshm", "import ctypes"))
+    return s
+
+
+def _cache_from_source(path):
+    try:
+        import importlib.util
+        return importlib.util.cache_from_source(path)
+    except (ImportError, NotImplementedError):
+        return ""
+
+
+# --- Report --------------------------------------------------------------------------------------
+def describe_machine():
+    model, virtual = "unknown CPU", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpuinfo = f.read()
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+        virtual = " (virtual machine)" if " hypervisor" in cpuinfo else ""
+    except OSError:
+        pass
+    impl = "%s %s" % (platform.python_implementation(), platform.python_version())
+    libc = " ".join(platform.libc_ver()).strip()
+    extras = []
+    extras.append("sysv_ipc %s" % sysv_ipc.VERSION if sysv_ipc is not None else "no sysv_ipc")
+    numpy, _ = _numpy()
+    extras.append("numpy %s" % numpy.__version__ if numpy is not None else "no numpy")
+    return ("%s; %s, %d CPUs%s; Linux %s %s, %s; sysvshm %s; %s"
+            % (impl, model, os.cpu_count() or 0, virtual, platform.release(), platform.machine(),
+               libc or "libc ?", sysvshm.__version__, ", ".join(extras)))
+
+
+def _fmt_time(seconds):
+    if seconds >= 1e-3:
+        return "%.2f ms" % (seconds * 1e3)
+    if seconds >= 1e-6:
+        return "%.2f us" % (seconds * 1e6)
+    return "%.0f ns" % (seconds * 1e9)
+
+
+def render(sections, header):
+    width = 62
+    lines = [header, ""]
+    for s in sections:
+        reference = s.reference()
+        if s.mode == "speed":
+            how = "ratio = throughput / reference's (higher is better)"
+        elif s.mode == "delta":
+            how = "difference from the reference row"
+        else:
+            how = "ratio = time / reference's (lower is better)"
+        lines.append("%s  [%d rounds; %s]" % (s.title, s.rounds, how))
+        for row in s.rows:
+            label = "  " + row.label + ("  (reference)" if row is reference else "")
+            if row.samples:
+                med = row.median
+                spread = (max(row.samples) - min(row.samples)) / 2 / med * 100
+                extra = ""
+                if s.nbytes:
+                    extra = "  %6.2f GB/s" % (s.nbytes / med / 1e9)
+                ratio = s.ratio(row, reference)
+                if s.mode == "delta":
+                    shown = "%+8.2f ms" % ratio
+                else:
+                    shown = "%8.2fx" % ratio
+                lines.append("%-*s %10s  +-%3.0f%%  %s%s" % (width, label, _fmt_time(med), spread,
+                                                           shown, extra))
+            else:
+                lines.append("%-*s %s" % (width, label, "error: " + row.error if row.error
+                                          else "skipped: " + (row.skip or "?")))
+        lines.append("")
+    return "\n".join(lines)
+
+
+TARGETS = [
+    # (section key, row label, comparison, limit, description)
+    ("pair", "sysvshm Semaphore", "<=", 2.0, "uncontended pair <= 2.0x sysv_ipc"),
+    ("pair", "sysvshm SemaphoreSet member", "<=", 2.0, "uncontended pair (set member) <= 2.0x"),
+    ("pingpong", "sysvshm Semaphore", "<=", 1.15, "ping-pong across CPUs <= 1.15x sysv_ipc"),
+    ("pingpong1", "sysvshm Semaphore", "<=", 1.5, "ping-pong on one CPU <= 1.5x sysv_ipc"),
+    ("read64", "sysvshm read(64, o)", "<=", 0.5, "64-byte read() <= 0.5x sysv_ipc"),
+    ("read64", "sysvshm buf[o:o+64].tobytes()", "<=", 0.5, "64-byte buf slice read <= 0.5x"),
+    ("write64", "sysvshm write(data, o)", "<=", 0.5, "64-byte write() <= 0.5x sysv_ipc"),
+    ("write64", "sysvshm buf[o:o+64] = data", "<=", 0.5, "64-byte buf slice write <= 0.5x"),
+    ("copyin", "sysvshm buf[:] = src", ">=", 0.95, "64 MiB in (buf[:] =) >= 0.95x C memcpy"),
+    ("copyin", "sysvshm write(src)", ">=", 0.95, "64 MiB in (write) >= 0.95x C memcpy"),
+    ("copyout", "sysvshm read_into(dest)", ">=", 0.95, "64 MiB out (read_into) >= 0.95x memcpy"),
+    ("create", "sysvshm SharedMemory(IPC_PRIVATE, IPC_CREAT)", "<=", 1.6,
+     "create+attach+detach+remove <= 1.6x sysv_ipc"),
+    ("createfault", "sysvshm prefault() (MADV_POPULATE_WRITE)", "<=", 1.6,
+     "... every page touched (prefault) <= 1.6x"),
+    ("import", "import sysvshm", "<=", 1.0, "import <= import ctypes + 1 ms"),
+]
+
+# The reference each target is measured against: (section key, row label).
+TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphore",
+                    "pingpong1": "sysv_ipc Semaphore", "read64": "sysv_ipc read(64, o)",
+                    "write64": "sysv_ipc write(data, o)", "copyin": "C memcpy",
+                    "copyout": "C memcpy",
+                    "create": "sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
+                    "createfault": "sysv_ipc IPC_CREX, init_character fill",
+                    "import": "import ctypes"}
+
+
+def render_targets(sections):
+    by_key = dict((s.key, s) for s in sections)
+    lines = ["Targets (set for CPython 3.11; this run: %s %s)"
+             % (platform.python_implementation(), platform.python_version())]
+    for key, label, op, limit, text in TARGETS:
+        s = by_key.get(key)
+        row = s.find(label) if s else None
+        reference = s.find(TARGET_REFERENCE[key]) if s else None
+        if row is None or reference is None:
+            lines.append("  %-48s %10s  not measured" % (text, ""))
+            continue
+        value = s.ratio(row, reference)
+        met = value <= limit if op == "<=" else value >= limit
+        shown = "%+.2f ms" % value if s.mode == "delta" else "%.2fx" % value
+        lines.append("  %-48s %10s  %s" % (text, shown, "met" if met else "NOT MET"))
+    return "\n".join(lines)
+
+
+# --- Main ----------------------------------------------------------------------------------------
+SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "import")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (seconds), for tests")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds for every section "
+                        "(default: 7 to 40 depending on the section, 3 with --quick)")
+    parser.add_argument("--only", help="comma-separated sections: %s" % ",".join(SECTION_KEYS))
+    args = parser.parse_args(argv)
+    quick = args.quick
+    only = set(args.only.split(",")) if args.only else set(SECTION_KEYS)
+    unknown = only - set(SECTION_KEYS)
+    if unknown:
+        parser.error("unknown sections: %s" % ", ".join(sorted(unknown)))
+    scale = 0.05 if quick else 1.0
+    big = 8 * MiB if quick else 64 * MiB
+
+    previous_handler = signal.signal(signal.SIGALRM, _alarm)
+    c_lib, c_skip = load_c_floor()
+    sections = []
+    started = _perf()
+    try:
+        with contextlib.ExitStack() as stack:
+            def run(section, count, rounds):
+                """Measure `section`: `count` operations per row and round (scaled down with
+                --quick), `rounds` rounds (3 with --quick, or --rounds)."""
+                rounds = args.rounds or (min(rounds, 3) if quick else rounds)
+                section.rounds = rounds
+                sections.append(section)
+                measure(section, max(1, int(count * scale)), rounds)
+                print("  measured %-12s %5.1f s" % (section.key, _perf() - started),
+                      file=sys.stderr)
+            if "pair" in only:
+                run(section_pair(stack, c_lib, c_skip), 50000, 9)
+            if "pingpong" in only:
+                run(section_pingpong(stack, c_lib, c_skip, across=True), 2000, 21)
+                run(section_pingpong(stack, c_lib, c_skip, across=False), 10000, 15)
+            if "small" in only:
+                for s in sections_small(stack):
+                    run(s, 200000, 9)
+            if "copy" in only:
+                for s in sections_copy(stack, c_lib, c_skip, big):
+                    run(s, 1 / scale, 25)
+            if "create" in only:
+                untouched, faulted = sections_create(stack, c_lib, c_skip, big)
+                run(untouched, 1000, 11)
+                run(faulted, 1 / scale, 15)
+            if "queue" in only:
+                run(section_queue(stack, c_lib, c_skip), 20000, 9)
+            if "import" in only:
+                section = section_import()
+                run(section, 1 / scale if quick else 1, 8 if quick else 40)
+                if not os.path.exists(_cache_from_source(os.path.join(ROOT, "sysvshm.py"))):
+                    section.title += " - no bytecode cache could be written: includes compiling"
+    finally:
+        signal.signal(signal.SIGALRM, previous_handler)
+    header = ("sysvshm benchmark%s: %s\nInterleaved rounds, medians; total %.0f s"
+              % (" (--quick)" if quick else "", describe_machine(), _perf() - started))
+    print(render(sections, header))
+    print(render_targets(sections))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
