@@ -41,8 +41,8 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
-                        Union)
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
+                        Tuple, Union)
 
 __version__ = "0.1.0"
 VERSION = __version__
@@ -365,10 +365,14 @@ class TimedOutError(BusyError, TimeoutError):
     """The timeout expired (semtimedop's EAGAIN)."""
 
 
+class OutOfRangeError(Error, ValueError):
+    """ERANGE: a semaphore would go above SEMVMX (a ValueError, as in sysv_ipc)."""
+
+
 _ERRNO_CLASSES = {
     _errno.EEXIST: ExistsError, _errno.ENOENT: NotFoundError, _errno.EIDRM: RemovedError,
     _errno.EACCES: AccessError, _errno.EPERM: AccessError, _errno.EAGAIN: WouldBlockError,
-    _errno.EINTR: InterruptedError,
+    _errno.EINTR: InterruptedError, _errno.ERANGE: OutOfRangeError,
 }  # type: Dict[int, Any]
 
 
@@ -422,6 +426,14 @@ def _check_flags(flags: "Any", allowed: int, what: str) -> int:
     return value
 
 
+def _id_value(value: "Any", what: str) -> int:
+    """A uid_t / gid_t: 0..2**32 - 2 ((uid_t) -1 means "no change" to the kernel)."""
+    checked = _index(value, what)
+    if not 0 <= checked <= 2 ** 32 - 2:
+        raise ValueError("%s must be between 0 and %d, not %d" % (what, 2 ** 32 - 2, checked))
+    return checked
+
+
 def _check_mode(mode: "Any") -> int:
     value = _index(mode, "mode")
     if not 0 <= value <= 0o777:
@@ -436,6 +448,8 @@ def _timeout(timeout: "Any") -> "Optional[float]":
         raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
     if timeout != timeout or timeout < 0:
         raise ValueError("timeout must be >= 0 (or None to wait forever), not %r" % timeout)
+    if timeout == float("inf"):
+        return None
     return float(timeout)
 
 
@@ -469,16 +483,20 @@ def _unpack(kind: str, raw: "Any") -> "Dict[str, int]":
     return out
 
 
-_selfchecked = False
+_checked: "Set[str]" = set()   # the kinds whose declared layout matched the kernel
 
 
-def _stat(kind: str, ident: int) -> "Dict[str, int]":
-    """IPC_STAT of an object, decoded with the declared layout."""
-    if not _selfchecked:
-        _selfcheck()
+def _raw_stat(kind: str, ident: int) -> "Dict[str, int]":
     buf = ctypes.create_string_buffer(_LAYOUT[kind][0])
     _check(_ctl(kind, ident, _IPC_STAT, buf), lambda: "%sctl(id=%d, IPC_STAT)" % (kind, ident))
     return _unpack(kind, buf.raw)
+
+
+def _stat(kind: str, ident: int) -> "Dict[str, int]":
+    """IPC_STAT of an object, decoded with the declared layout (checked first, once)."""
+    if kind not in _checked:
+        _selfcheck(kind)
+    return _raw_stat(kind, ident)
 
 
 def _set(kind: str, ident: int, field: str, value: int) -> None:
@@ -495,41 +513,58 @@ def _set(kind: str, ident: int, field: str, value: int) -> None:
     _check(_ctl(kind, ident, _IPC_SET, buf), what)
 
 
-def _selfcheck() -> None:
-    """Check the declared layouts against the kernel once, on a private segment and set.
-
-    A wrong layout does not fail loudly (it reads plausible garbage), so before any layout is
-    trusted: a fresh private segment must report its size, our pid and one attachment, and a
-    fresh private set its number of semaphores."""
-    global _selfchecked
-    size = 3 * PAGE_SIZE + 123
-    shmid = _check(_shmget(IPC_PRIVATE, size, IPC_CREAT | 0o600), lambda: "shmget(IPC_PRIVATE)")
+def _probe_shm() -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
+    """A fresh private segment of an odd size (one page at most, so that a small kernel.shmmax
+    still allows it), attached once: its size, our pid, one attachment, its mode."""
+    size = min(PAGE_SIZE - 1, 3333)
+    shmid = _check(_shmget(IPC_PRIVATE, size, IPC_CREAT | 0o600), lambda: "shmget(IPC_PRIVATE)",
+                   gone=False)
     try:
         address = _shmat(shmid, None, 0)
         if address == _MAP_FAILED:
             raise _error(_get_errno(), "shmat(id=%d)" % shmid)
         try:
-            buf = ctypes.create_string_buffer(_LAYOUT["shm"][0])
-            _check(_shmctl(shmid, _IPC_STAT, ctypes.byref(buf)), lambda: "shmctl(IPC_STAT)")
-            shm = _unpack("shm", buf.raw)
+            shm = _raw_stat("shm", shmid)
         finally:
             _shmdt(address)
     finally:
         _shmctl(shmid, _IPC_RMID, None)
-    semid = _check(_semget(IPC_PRIVATE, 3, IPC_CREAT | 0o600), lambda: "semget(IPC_PRIVATE)")
+    return (shm["size"], shm["cpid"], shm["nattch"], shm["mode"] & 0o777), (size, os.getpid(), 1,
+                                                                           0o600)
+
+
+def _probe_sem() -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
+    """A fresh private set of three: its number of semaphores, mode, and no semop yet."""
+    semid = _check(_semget(IPC_PRIVATE, 3, IPC_CREAT | 0o600), lambda: "semget(IPC_PRIVATE)",
+                   gone=False)
     try:
-        buf = ctypes.create_string_buffer(_LAYOUT["sem"][0])
-        _check(_semctl(semid, 0, _IPC_STAT, ctypes.byref(buf)), lambda: "semctl(IPC_STAT)")
-        sem = _unpack("sem", buf.raw)
+        sem = _raw_stat("sem", semid)
     finally:
         _semctl(semid, 0, _IPC_RMID)
-    expected = (size, os.getpid(), 1, 0o600, 3, 0)
-    seen = (shm["size"], shm["cpid"], shm["nattch"], shm["mode"] & 0o777, sem["nsems"],
-            sem["otime"])
+    return (sem["nsems"], sem["mode"] & 0o777, sem["otime"]), (3, 0o600, 0)
+
+
+_PROBES = {"shm": _probe_shm, "sem": _probe_sem}   # type: Dict[str, Callable[[], Any]]
+
+
+def _selfcheck(kind: str) -> None:
+    """Check the declared layout of `kind` against the kernel once, on a private object.
+
+    A wrong layout does not fail loudly (it reads plausible garbage), so before a layout is
+    trusted, a fresh private object must report what we know of it.  Where the probe cannot be
+    made (the namespace is full, or limits forbid it) the check is tried again next time rather
+    than blocking work on existing objects."""
+    try:
+        seen, expected = _PROBES[kind]()
+    except Error as exc:
+        if exc.errno in (_errno.ENOSPC, _errno.ENOMEM, _errno.EINVAL, _errno.EACCES,
+                         _errno.EPERM):
+            return
+        raise
     if seen != expected:
-        raise InternalError(0, "struct layout self-check failed for ABI %s: expected (size, cpid, "
-                            "nattch, mode, nsems, otime) = %r, kernel gave %r" % (ABI, expected, seen))
-    _selfchecked = True
+        raise InternalError(0, "struct layout self-check failed for ABI %s (%s): expected %r, "
+                            "the kernel gave %r" % (ABI, kind, expected, seen))
+    _checked.add(kind)
 
 
 class _ReadOnly(object):
@@ -580,7 +615,7 @@ class _Permissions(object):
 
     @uid.setter
     def uid(self, value: int) -> None:
-        _set(self._kind, self._id, "uid", _index(value, "uid"))
+        _set(self._kind, self._id, "uid", _id_value(value, "uid"))
 
     @property
     def gid(self) -> int:
@@ -589,7 +624,7 @@ class _Permissions(object):
 
     @gid.setter
     def gid(self, value: int) -> None:
-        _set(self._kind, self._id, "gid", _index(value, "gid"))
+        _set(self._kind, self._id, "gid", _id_value(value, "gid"))
 
     @property
     def mode(self) -> int:
@@ -648,6 +683,24 @@ def _hugepage_size() -> int:
     return 2 * 1024 * 1024
 
 
+_CFUNCPTR = ctypes.CFUNCTYPE(None).__mro__[1]    # ctypes' base class of function pointers
+
+
+def _follows_pointers(ctype: "Any") -> bool:
+    """Does reading `ctype` make ctypes dereference an address stored in it?"""
+    if not isinstance(ctype, type):
+        return False               # not a ctypes type: sizeof() raises TypeError for it
+    if issubclass(ctype, (ctypes._Pointer, _CFUNCPTR)):
+        return True
+    if issubclass(ctype, ctypes._SimpleCData):
+        return getattr(ctype, "_type_", "") in ("z", "Z", "O")   # c_char_p, c_wchar_p, py_object
+    if issubclass(ctype, ctypes.Array):
+        return _follows_pointers(ctype._type_)
+    if issubclass(ctype, (ctypes.Structure, ctypes.Union)):
+        return any(_follows_pointers(field[1]) for field in getattr(ctype, "_fields_", ()))
+    return False
+
+
 def _round_up(n: int, unit: int) -> int:
     return -(-n // unit) * unit
 
@@ -663,12 +716,21 @@ def _overlay(address: int, length: int, readonly: bool) -> None:
 
 
 def _release_raw(state: "List[Any]") -> None:
-    """Finalizer of an attachment at a caller-chosen address: runs once no view can reach it."""
+    """Finalizer of an attachment at a caller-chosen address, run when its ctypes owner goes.
+
+    On CPython every view holds the owner, so none is left: shmdt().  PyPy's memoryviews do not
+    keep the owner alive, so views may remain: map private memory over the range instead (a
+    stale view reads zeros; the range stays reserved for good, never unmapped under a view)."""
     address, length, overlaid = state
     if overlaid:
-        _libc.munmap(address, length)
-    else:
+        return
+    if _CPYTHON:
         _shmdt(address)
+    else:
+        try:
+            _overlay(address, length, False)
+        except Error:
+            pass
 
 
 class SharedMemory(_Permissions):
@@ -688,7 +750,8 @@ class SharedMemory(_Permissions):
     _base = 0            # offset of the segment in _owner
     _address = None      # type: Optional[int]
     _readonly = False
-    _raw_state = None    # type: Optional[List[Any]]
+    _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
+    _finalizer = None    # type: Any
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ") -> None:
@@ -707,8 +770,8 @@ class SharedMemory(_Permissions):
         ckey = _random_key() if key is None else _key_t(key)
         if size == 0 and exclusive:
             size = PAGE_SIZE          # sysv_ipc's documented default for IPC_CREX
-        if not _selfchecked:
-            _selfcheck()        # before creating anything whose fields we would misread
+        if "shm" not in _checked:
+            _selfcheck("shm")   # before creating anything whose fields we would misread
         if flags & SHM_HUGETLB:
             self._align = _hugepage_size()
         if key is None:
@@ -739,13 +802,30 @@ class SharedMemory(_Permissions):
                 # Read permission only (e.g. a 0o444 segment of another user): attach read-only
                 # rather than refuse the object; buf.readonly tells, and write() raises.
                 self.attach(None, SHM_RDONLY)
-            if exclusive and init_character is not None and self._address is not None \
-                    and not self._readonly:
-                ctypes.memset(self._address, init_character[0], self._size)
+            if exclusive and init_character is not None:
+                if self._readonly:
+                    self._fill_as_creator(init_character[0], mode)
+                elif self._address is not None:
+                    ctypes.memset(self._address, init_character[0], self._size)
         except BaseException:
             if exclusive or ckey == IPC_PRIVATE:   # ours and unusable: do not leave it behind
                 _shmctl(self._id, _IPC_RMID, None)
             raise
+
+    def _fill_as_creator(self, byte: int, mode: int) -> None:
+        """init_character for a segment we just created without write permission for ourselves
+        (mode 0o400, 0o444): as its owner, lend us write permission for one temporary attach."""
+        _set("shm", self._id, "mode", mode | 0o200)
+        try:
+            address = _shmat(self._id, None, 0)
+            if address == _MAP_FAILED:
+                raise _error(_get_errno(), "shmat(id=%d) to fill" % self._id)
+            try:
+                ctypes.memset(address, byte, self._size)
+            finally:
+                _shmdt(address)
+        finally:
+            _set("shm", self._id, "mode", mode)
 
     def __repr__(self) -> str:
         where = "detached"
@@ -757,9 +837,15 @@ class SharedMemory(_Permissions):
     def __enter__(self) -> "SharedMemory":
         return self
 
-    def __exit__(self, *exc: "Any") -> None:
+    def __exit__(self, exc_type: "Any", exc: "Any", traceback: "Any") -> None:
         if self._view is not None:
-            self.detach()
+            try:
+                self.detach()
+            except BufferError:
+                if exc_type is None:
+                    raise
+                # An exception is already on its way out: do not replace it; the segment stays
+                # attached while its views live, and garbage collection detaches it.
 
     # -- attach / detach ------------------------------------------------------------------------
     def attach(self, address: "Optional[int]" = None, flags: int = 0) -> None:
@@ -802,10 +888,21 @@ class SharedMemory(_Permissions):
                          RemovedError if err == _errno.EINVAL else None)
         self._align, self._owner, self._base = align, reservation, address - start
         self._address, self._readonly, self._raw_state = address, readonly, None
-        self._view = memoryview(reservation)[self._base:self._base + self._size]
+        self._view = self._make_view()
+
+    def _make_view(self) -> memoryview:
+        """The attachment's own view (never handed out: `buf` gives slices of it)."""
+        if self._raw_state is None:    # an mmap: read-only if the reservation is
+            return memoryview(self._owner)[self._base:self._base + self._size]
+        view = memoryview(self._owner).cast("B")[:self._size]
+        return view.toreadonly() if self._readonly else view
 
     def _attach_at(self, address: int, flags: int) -> None:
         readonly = bool(flags & SHM_RDONLY)
+        if flags & SHM_REMAP:
+            # It would replace whatever is mapped there - memory this process is using, another
+            # attachment whose views then dangle: a crash the caller cannot see coming.
+            raise ValueError("SHM_REMAP is not supported: attach at a free address instead")
         if readonly and not hasattr(memoryview, "toreadonly"):
             raise NotImplementedError("SHM_RDONLY with an explicit address needs Python 3.8+ "
                                       "(memoryview.toreadonly); attach without an address")
@@ -817,11 +914,12 @@ class SharedMemory(_Permissions):
         owner = (ctypes.c_ubyte * length).from_address(result)
         state = [result, length, False]
         import weakref
-        weakref.finalize(owner, _release_raw, state)
-        view = memoryview(owner).cast("B")[:self._size]
+        finalizer = weakref.finalize(owner, _release_raw, state)
+        finalizer.atexit = False    # at exit, views may still be in use (atexit handlers, threads)
         self._align, self._owner, self._base = PAGE_SIZE, owner, 0
         self._address, self._readonly, self._raw_state = result, readonly, state
-        self._view = view.toreadonly() if readonly else view
+        self._finalizer = finalizer
+        self._view = self._make_view()
 
     def detach(self) -> None:
         """Wrapper around ``shmdt()``.  Raises BufferError (and stays attached, every view valid)
@@ -834,31 +932,25 @@ class SharedMemory(_Permissions):
             _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
             if self._raw_state is not None:
                 self._raw_state[2] = True
-            self._view = self._owner = self._address = None
+            self._view = self._owner = self._address = self._finalizer = None
             return
-        # CPython: `buf` hands out self._view itself, so a reference beyond ours (and
-        # getrefcount's argument) is a live view; a failed release() means exports from it.
-        if sys.getrefcount(self._view) > 2:
-            raise BufferError(_BUSY)
-        try:
-            self._view.release()
-        except BufferError:
-            raise BufferError(_BUSY) from None
+        # CPython: our own view is never handed out (`buf` gives slices of it), so releasing it
+        # cannot fail; what is left alive is counted by the mmap (its exports: close() raises
+        # BufferError) or, at an explicit address, by references to the ctypes owner.
+        self._view.release()
         owner = self._owner
         try:
             if self._raw_state is None:
-                owner.close()          # raises BufferError while any slice / from_buffer lives
-            elif sys.getrefcount(owner) > 3:
+                owner.close()
+            elif sys.getrefcount(owner) > 3:     # self._owner, `owner`, getrefcount's argument
                 raise BufferError(_BUSY)
         except BufferError:
-            view = memoryview(owner)
-            if self._raw_state is not None:
-                view = view.cast("B")
-            view = view[self._base:self._base + self._size]
-            self._view = view.toreadonly() if self._readonly and self._raw_state else view
+            self._view = self._make_view()
             raise BufferError(_BUSY) from None
         del owner
-        self._view = self._owner = self._address = None   # raw: the finalizer runs shmdt()
+        if self._finalizer is not None:
+            self._finalizer()                    # shmdt() now, once
+        self._view = self._owner = self._address = self._finalizer = None
 
     def _not_attached(self, what: str) -> NotAttachedError:
         exc = NotAttachedError(_errno.EINVAL, "not attached")
@@ -868,11 +960,14 @@ class SharedMemory(_Permissions):
     # -- data -----------------------------------------------------------------------------------
     @property
     def buf(self) -> memoryview:
-        """The whole segment as a zero-copy memoryview (format 'B', read-only for SHM_RDONLY)."""
+        """The whole segment as a zero-copy memoryview (format 'B', read-only for SHM_RDONLY).
+
+        Each access gives a new view, so releasing one (``with shm.buf as view:``) affects
+        nothing else; keep it in a variable in a hot loop."""
         view = self._view
         if view is None:
             raise self._not_attached("buf")
-        return view
+        return view[:]
 
     def __buffer__(self, flags: int) -> memoryview:   # PEP 688 (3.12+): memoryview(shm)
         return self.buf
@@ -942,6 +1037,10 @@ class SharedMemory(_Permissions):
             raise ValueError("offset must be between 0 and %d, not %d" % (self._size, offset))
         if ctype is None:
             ctype = ctypes.c_ubyte * (self._size - offset)
+        elif _follows_pointers(ctype):
+            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, py_object, POINTER, function "
+                            "pointers) that ctypes would follow; in shared memory any process "
+                            "could aim them anywhere" % getattr(ctype, "__name__", ctype))
         need = ctypes.sizeof(ctype)
         if offset + need > self._size:
             raise ValueError("%s (%d bytes) at offset %d does not fit in %d bytes"
@@ -1010,6 +1109,9 @@ def _sem_delta(delta: "Any") -> int:
     return size
 
 
+_WAIT_CHUNK = 2.0 ** 31 - 1    # the longest single semtimedop wait; longer timeouts loop
+
+
 def _semop_wait(semid: int, sops: "Any", nsops: int, timeout: "Optional[float]",
                 describe: "Callable[[], str]") -> None:
     """semop / semtimedop with EINTR retried on the remaining time.
@@ -1031,12 +1133,13 @@ def _semop_wait(semid: int, sops: "Any", nsops: int, timeout: "Optional[float]",
     spec_ref = ctypes.byref(spec)
     while True:
         remaining = max(0.0, deadline - _monotonic())
-        spec.tv_sec = int(remaining)
-        spec.tv_nsec = int((remaining - spec.tv_sec) * 1e9)
+        wait = min(remaining, _WAIT_CHUNK)      # tv_sec is a C long: 32 bits on 32-bit ABIs
+        spec.tv_sec = int(wait)
+        spec.tv_nsec = int((wait - spec.tv_sec) * 1e9)
         if _semtimedop_fast(semid, ref, count, spec_ref) == 0:
             return
         err = _get_errno()
-        if err == _errno.EINTR:
+        if err == _errno.EINTR or err == _errno.EAGAIN and not nowait and remaining > _WAIT_CHUNK:
             continue
         cls = None  # type: Any
         if err == _errno.EAGAIN:
@@ -1104,8 +1207,8 @@ def _await_initialised(semid: int) -> None:
 def _open_set(key: "Any", nsems: int, flags: int, mode: int,
               values: "List[int]") -> "Tuple[int, int]":
     """semget with the race-free create-or-open protocol; returns (id, key as reported)."""
-    if not _selfchecked:
-        _selfcheck()
+    if "sem" not in _checked:
+        _selfcheck("sem")
     ckey = 0
 
     def describe() -> str:
@@ -1441,30 +1544,24 @@ def _msg_type(value: "Any", receive: bool) -> int:
     return checked
 
 
-_msg_selfchecked = False
-
-
-def _msg_selfcheck() -> None:
-    """Check the declared msqid_ds layout once, on a private queue holding one message: a wrong
-    layout would read plausible garbage (qnum, cbytes, lspid, qbytes are all at risk)."""
-    global _msg_selfchecked
-    ident = _check(_libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600), lambda: "msgget(IPC_PRIVATE)")
+def _probe_msg() -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
+    """A private queue holding one message: a wrong msqid_ds layout would read plausible garbage
+    (qnum, cbytes, lspid, qbytes are all at risk)."""
+    ident = _check(_libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600), lambda: "msgget(IPC_PRIVATE)",
+                   gone=False)
     try:
         message = _MsgBuffer(5)
         message.mtype.value = 3
         _check(_libc.msgsnd(ident, message.ref, 5, IPC_NOWAIT), lambda: "msgsnd(IPC_PRIVATE)")
-        stat = _stat("msg", ident)
+        stat = _raw_stat("msg", ident)
     finally:
         _libc.msgctl(ident, _IPC_RMID, None)
     msgmnb = _msg_limit("msgmnb")
-    expected = (1, 5, os.getpid(), 0, 0o600, msgmnb or stat["qbytes"])
-    seen = (stat["qnum"], stat["cbytes"], stat["lspid"], stat["lrpid"], stat["mode"] & 0o777,
-            stat["qbytes"])
-    if seen != expected:
-        raise InternalError(0, "struct layout self-check failed for ABI %s: expected msqid_ds "
-                            "(qnum, cbytes, lspid, lrpid, mode, qbytes) = %r, kernel gave %r"
-                            % (ABI, expected, seen))
-    _msg_selfchecked = True
+    return ((stat["qnum"], stat["cbytes"], stat["lspid"], stat["lrpid"], stat["mode"] & 0o777,
+             stat["qbytes"]), (1, 5, os.getpid(), 0, 0o600, msgmnb or stat["qbytes"]))
+
+
+_PROBES["msg"] = _probe_msg
 
 
 class _MsgBuffer(object):
@@ -1526,8 +1623,8 @@ class MessageQueue(_Permissions):
         if not 0 <= size <= sys.maxsize - _MTEXT:
             raise ValueError("max_message_size must be between 0 and %d, not %d"
                              % (sys.maxsize - _MTEXT, size))
-        if not _msg_selfchecked:
-            _msg_selfcheck()
+        if "msg" not in _checked:
+            _selfcheck("msg")
         if key is None:
             if flags & IPC_CREX != IPC_CREX:
                 raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
@@ -1764,7 +1861,7 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
     key = _libc.ftok(raw, _index(id, "id"))
     if key == -1:
         err = _get_errno()
-        raise OSError(err, os.strerror(err), path)
+        raise _error(err, "ftok(%r, %d)" % (path, id))
     return int(key)
 
 
@@ -1897,8 +1994,8 @@ def _cli_proc_records(kind: str) -> "Optional[List[_CliRecord]]":
 def _cli_scan_records(kind: str) -> "List[_CliRecord]":
     """The fallback without /proc/sysvipc: *_INFO gives the highest index in use, *_STAT_ANY
     (or *_STAT before Linux 4.17, which skips objects we may not read) each slot's object."""
-    if not _selfchecked:
-        _selfcheck()
+    if kind not in _checked:
+        _selfcheck(kind)
     buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], 128))
     highest = _ctl(kind, 0, _CLI_INFO[kind], buf)
     if highest < 0:
@@ -2705,13 +2802,11 @@ def main(argv: "Optional[List[str]]" = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:          # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    if args.command == "demo":
-        return _demo()
     if args.command is None:
         args = parser.parse_args(["ls"])
     _cli_prog = "sysvshm " + args.command
     try:
-        status = int(args.handler(args))
+        status = _demo() if args.command == "demo" else int(args.handler(args))
         sys.stdout.flush()       # a closed pipe shows here, not at interpreter exit
         return status
     except _CliError as exc:

@@ -300,12 +300,34 @@ class TestModule(Base):
         with unittest.mock.patch("warnings.warn") as warn:
             sysvshm.ftok(HERE, 42, silence_warning=True)
         warn.assert_not_called()
-        with self.assertRaises(FileNotFoundError):
+        with self.assertRaises(FileNotFoundError) as caught:
             sysvshm.ftok(os.path.join(HERE, "does-not-exist"), 1, silence_warning=True)
+        self.assertIn("ftok(", str(caught.exception))
+
+    def test_limits_of_one_kind_do_not_block_the_others(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root for a private IPC namespace")
+
+        def child():
+            with open("/proc/sys/kernel/shmmni", "w") as f:   # this namespace only
+                f.write("0")
+            sem = sysvshm.Semaphore(IPC_PRIVATE, IPC_CREX, initial_value=3)
+            queue = sysvshm.MessageQueue(IPC_PRIVATE, IPC_CREX)
+            queue.send(b"x")
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = sysvshm.main(["demo"])      # cannot create its segment: one line
+            return [sem.value, queue.receive()[0].decode(), status, err.getvalue()]
+        value, message, status, err = in_child(child, unshare_ipc=True)
+        self.assertEqual((value, message, status), (3, "x", 1))
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertIn("shmget", err)
+        self.assertNotIn("Traceback", err)
 
     def test_layout_self_check(self):
-        sysvshm._selfcheck()
-        self.assertTrue(sysvshm._selfchecked)
+        for kind in ("shm", "sem", "msg"):
+            sysvshm._selfcheck(kind)
+            self.assertIn(kind, sysvshm._checked)
         # A wrong layout must be refused, not read as plausible garbage.
         self.assertPythonOk("""
             import sysvshm
@@ -345,6 +367,11 @@ class TestSharedMemory(Base):
         self.assertEqual(mem.mode, 0o640)
         with self.assertRaises(ValueError):
             mem.mode = 0o1000
+        for bad in (-1, 2 ** 32 - 1, 2 ** 32):
+            with self.assertRaises(ValueError):
+                mem.uid = bad
+            with self.assertRaises(ValueError):
+                mem.gid = bad
         with self.assertRaises(AttributeError):
             mem.size = 1
         self.assertIn("size=3333", repr(mem))
@@ -367,6 +394,21 @@ class TestSharedMemory(Base):
         self.assertEqual(fresh.mode, 0o640)
         default = self.new_shm(size=0)        # IPC_CREX and size 0: PAGE_SIZE, as sysv_ipc
         self.assertEqual(default.size, sysvshm.PAGE_SIZE)
+
+    def test_init_character_without_write_permission(self):
+        def create():
+            if os.geteuid() == 0:                      # root may write anyway: be nobody
+                os.setgid(65534)
+                os.setuid(65534)
+            mem = sysvshm.SharedMemory(IPC_PRIVATE, IPC_CREX, 0o400, 1000, b"X")
+            try:
+                return [mem.readonly, mem.read().decode(), mem.mode]
+            finally:
+                mem.remove()
+        readonly, data, mode = in_child(create)
+        self.assertTrue(readonly)                      # we may only read it...
+        self.assertEqual(data, "X" * 1000)             # ...but it was filled as asked
+        self.assertEqual(mode, 0o400)
 
     def test_init_character_and_no_implicit_fill(self):
         self.assertEqual(self.new_shm(1000, init_character=b"@").read(), b"@" * 1000)
@@ -414,8 +456,37 @@ class TestSharedMemory(Base):
         self.assertEqual(mem.read(3, 10), b"abc")
         mem.write(b"Z", 11)
         self.assertEqual(buf[11], ord("Z"))
-        self.assertIs(mem.buf, buf)
-        del buf
+        other = mem.buf                       # each access: a new view of the same memory
+        other[12] = ord("Y")
+        self.assertEqual(buf[12], ord("Y"))
+        del buf, other
+
+    def test_releasing_a_view_of_buf_affects_nothing_else(self):
+        mem = self.new_shm(3333)
+        with mem.buf as view:
+            view[0:2] = b"ok"
+        self.assertEqual(mem.read(2), b"ok")
+        mem.write(b"fine")
+        self.assertEqual(mem.buf[0:4].tobytes(), b"fine")
+        self.assertEqual(mem.read_into(bytearray(4)), 4)
+        mem.detach()                          # the released view holds nothing
+
+    def test_leaving_with_on_an_exception_keeps_that_exception(self):
+        mem = self.new_shm(3333)
+        view = mem.buf[0:4]
+        with self.assertRaises(KeyError):
+            with mem:
+                raise KeyError("the real error")     # a live view: detach cannot happen now
+        if CPYTHON:
+            self.assertTrue(mem.attached)
+            self.assertEqual(view.tobytes(), b"    ")
+            with self.assertRaises(BufferError):     # no exception on its way: this one shows
+                with mem:
+                    pass
+        del view
+        gc.collect()
+        if mem.attached:
+            mem.detach()
 
     @unittest.skipUnless(sys.version_info >= (3, 12), "PEP 688 buffer protocol needs 3.12")
     def test_memoryview_of_shared_memory(self):
@@ -473,6 +544,15 @@ class TestSharedMemory(Base):
             mem.as_ctypes(ctypes.c_uint8, -1)
         with self.assertRaises(TypeError):
             mem.as_ctypes(int)
+
+        class Linked(ctypes.Structure):
+            _fields_ = [("count", ctypes.c_int), ("name", ctypes.c_char_p)]
+        for pointerish in (ctypes.c_char_p, ctypes.c_wchar_p, ctypes.py_object,
+                           ctypes.POINTER(ctypes.c_int), ctypes.CFUNCTYPE(None), Linked,
+                           ctypes.c_char_p * 2, Linked * 3):
+            with self.assertRaises(TypeError):     # ctypes would follow what is stored there
+                mem.as_ctypes(pointerish)
+        self.assertEqual(mem.as_ctypes(ctypes.c_void_p, 8).value, 0xDEADBEEF | 7 << 32)
         del header, words, everything, tail
 
     @unittest.skipIf(numpy is None, "numpy is not installed")
@@ -582,6 +662,9 @@ class TestSharedMemory(Base):
             mem.detach()
         with self.assertRaises(ValueError):
             mem.attach(None, sysvshm.SHM_REMAP)
+        with self.assertRaises(ValueError):      # it would replace what is mapped there
+            mem.attach(free_address(), sysvshm.SHM_REMAP)
+        self.assertFalse(mem.attached)
 
     def test_remove_marks_for_destruction(self):
         mem = sysvshm.SharedMemory(None, IPC_CREX, size=4096)
@@ -773,6 +856,32 @@ class TestCrashIsolation(Base):
         """)
         self.assertEqual(out.strip(), "ok")
 
+    def test_views_of_an_explicit_address_attach_outlive_it(self):
+        out = self.assertPythonOk("""
+            import atexit, gc, mmap, sys, sysvshm
+            views = []                         # registered first, so it runs after the others
+            atexit.register(lambda: sys.stdout.write("at exit: %r\\n" % views[0][0:4].tobytes()))
+            mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, size=8192)
+            mem.write(b"kept")
+            mem.detach()
+            probe = mmap.mmap(-1, 8192)
+            address = sysvshm._address_of(probe)
+            probe.close()
+            mem.attach(address)
+            mem.remove()                       # destroyed with the last attachment
+            view, cast = mem.buf[0:16], mem.buf.cast("c")
+            views.append(view)
+            del mem
+            for _ in range(3):
+                gc.collect()
+            seen = view[0:4].tobytes()         # CPython: still the segment; PyPy: zeros
+            assert seen in (b"kept", bytes(4)), seen
+            assert cast[0] in (b"k", b"\\x00")
+            print("ok")
+        """)
+        self.assertTrue(out.startswith("ok\n"), out)
+        self.assertIn("at exit:", out)
+
     def test_writes_through_a_read_only_attach(self):
         out = self.assertPythonOk("""
             import sysvshm
@@ -879,8 +988,9 @@ class TestSemaphore(Base):
                 sem.value = bad
             self.assertEqual(str(caught.exception),
                              "The semaphore's value must remain between 0 and SEMVMX")
-        with self.assertRaises(sysvshm.Error) as caught:     # above SEMVMX: ERANGE from the kernel
+        with self.assertRaises(ValueError) as caught:     # above SEMVMX: ERANGE, as sysv_ipc
             sem.release()
+        self.assertIsInstance(caught.exception, sysvshm.Error)
         self.assertEqual(caught.exception.errno, errno.ERANGE)
         self.assertEqual(sem.value, 32767)
         for bad in (0, 32768):
@@ -928,6 +1038,9 @@ class TestSemaphore(Base):
         for bad in (-1, -0.001, float("nan")):
             with self.assertRaises(ValueError):
                 sem.acquire(bad)
+        sem.value = 2
+        sem.acquire(float("inf"))                  # forever, as None
+        sem.acquire(1e19)                          # longer than a C long of seconds
         with self.assertRaises(TypeError):
             sem.acquire("1")
 
