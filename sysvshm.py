@@ -232,8 +232,12 @@ def _detect_abi(multiarch: "Optional[str]" = None, bits: "Optional[int]" = None,
                       "refusing to guess" % (multiarch or "an unknown architecture", bits, byteorder))
 
 
-ABI = _detect_abi()
+_ARCH = _interpreter_arch()
+ABI = _detect_abi(_ARCH)
 _LAYOUT = _LAYOUTS[ABI]
+# SHMLBA, the boundary shmat() wants an address on (glibc's bits/shmlba.h): four pages on 32-bit
+# ARM, whose kernel refuses (EINVAL) any other address without SHM_RND, as qemu-user does for it.
+_SHMLBA = 4 * PAGE_SIZE if ABI == "generic32" and _ARCH.startswith("arm") else PAGE_SIZE
 
 # --- libc and its prototypes ---------------------------------------------------------------------
 # CDLL(None) is the running process's libc on glibc and musl alike (find_library may return None on
@@ -783,13 +787,14 @@ class SharedMemory(_Permissions):
         import mmap
         readonly = bool(flags & SHM_RDONLY)
         prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
-        align = self._align
+        align = self._align          # the mapping's granularity: a page, or a huge page
         while True:
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
-            reservation = mmap.mmap(-1, length + align - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
+            boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
+            reservation = mmap.mmap(-1, length + boundary - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
                                     prot=prot)
             start = _address_of(reservation)
-            address = start if align == PAGE_SIZE else _round_up(start, align)
+            address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
             result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
@@ -811,8 +816,12 @@ class SharedMemory(_Permissions):
                                       "(memoryview.toreadonly); attach without an address")
         result = _shmat(self._id, address, flags)
         if result == _MAP_FAILED:
-            raise _error(_get_errno(), "shmat(id=%d, address=%#x, flags=%#o)"
-                         % (self._id, address, flags))
+            err = _get_errno()
+            call = "shmat(id=%d, address=%#x, flags=%#o)" % (self._id, address, flags)
+            if err == _errno.EINVAL and address % _SHMLBA and not flags & SHM_RND:
+                call += " (the address must be a multiple of SHMLBA, %d, or use SHM_RND)" \
+                    % _SHMLBA
+            raise _error(err, call)
         length = _round_up(max(self._size, 1), PAGE_SIZE)
         owner = (ctypes.c_ubyte * length).from_address(result)
         state = [result, length, False]

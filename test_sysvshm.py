@@ -53,6 +53,12 @@ DEADLINE = 20.0 * SCALE          # for waits that must end quickly when things w
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPYTHON = sys.implementation.name == "cpython"
 CREATED = {"shm": set(), "sem": set(), "msg": set()}   # ids this run created
+# Under qemu-user (.ci/cross-arch), a 32-bit guest's address space is one range qemu reserves
+# on the host (reserved_va): a range the guest unmapped is still mapped PROT_NONE on the host,
+# and qemu 7.2 passes an explicit shmat() address on without SHM_REMAP, so the host refuses it
+# (EINVAL) even where the guest sees nothing mapped.  Only SHM_REMAP attaches there.
+QEMU_RESERVED_VA = bool(os.environ.get("SYSVSHM_EMULATOR")) and ctypes.sizeof(
+    ctypes.c_void_p) == 4
 
 try:
     import numpy
@@ -518,6 +524,14 @@ class TestSharedMemory(Base):
         self.assertEqual(mem.number_attached, 1)
         self.assertIsInstance(address, int)
 
+    def test_attach_reserves_on_the_shmlba_boundary(self):
+        # shmat() takes only multiples of SHMLBA (4 pages on 32-bit ARM): the reservation is
+        # aligned to it at page granularity, not retried at huge-page alignment (2 MiB).
+        mem = self.new_shm(3333)
+        page, lba = sysvshm.PAGE_SIZE, sysvshm._SHMLBA
+        self.assertEqual((mem.address % lba, mem._align), (0, page))
+        self.assertLessEqual(len(mem._owner), page + lba - page)
+
     def test_read_only_attach(self):
         mem = self.new_shm(3333)
         mem.write(b"hello")
@@ -554,16 +568,28 @@ class TestSharedMemory(Base):
     def test_explicit_address(self):
         import mmap
 
+        lba = sysvshm._SHMLBA             # shmat's boundary: 4 pages on 32-bit ARM
+        remap = sysvshm.SHM_REMAP if QEMU_RESERVED_VA else 0    # see QEMU_RESERVED_VA
+
         def free_address():
-            probe = mmap.mmap(-1, 3 * sysvshm.PAGE_SIZE)
-            address = sysvshm._address_of(probe)
+            probe = mmap.mmap(-1, 3 * sysvshm.PAGE_SIZE + lba)
+            address = -(-sysvshm._address_of(probe) // lba) * lba
             probe.close()                    # a range that is free now: attach exactly there
             return address
         mem = self.new_shm(3 * sysvshm.PAGE_SIZE)
         mem.write(b"where")
         mem.detach()
+        for off in ((1, sysvshm.PAGE_SIZE) if lba > sysvshm.PAGE_SIZE else (1,)):
+            address = free_address()          # (PyPy's detach leaves the old range mapped)
+            with self.assertRaises(sysvshm.Error) as caught:
+                mem.attach(address + off, remap)  # off the boundary: EINVAL, and why
+            self.assertEqual(caught.exception.errno, errno.EINVAL)
+            self.assertIn("multiple of SHMLBA, %d" % lba, str(caught.exception))
+            mem.attach(address + off, sysvshm.SHM_RND | remap)  # rounded down to the boundary
+            self.assertEqual(mem.address, address)
+            mem.detach()
         address = free_address()
-        mem.attach(address)
+        mem.attach(address, remap)
         self.assertEqual(mem.address, address)
         self.assertEqual(mem.read(5), b"where")
         view = mem.buf[1:3]
@@ -575,7 +601,7 @@ class TestSharedMemory(Base):
         self.assertEqual(mem.number_attached, 0)
         if hasattr(memoryview, "toreadonly"):
             # (on PyPy the old range still holds the private memory of the detach)
-            mem.attach(address if CPYTHON else free_address(), sysvshm.SHM_RDONLY)
+            mem.attach(address if CPYTHON else free_address(), sysvshm.SHM_RDONLY | remap)
             self.assertTrue(mem.buf.readonly)
             with self.assertRaises(PermissionError):
                 mem.write(b"x")
@@ -3777,6 +3803,8 @@ class InterpreterFactsTest(unittest.TestCase):
             expected = {"i386": "generic32", "armhf": "generic32", "arm64": "generic64",
                         "s390x": "s390x"}[os.environ["SYSVSHM_CROSS_ARCH"]]
             self.assertEqual(sysvshm.ABI, expected)
+            pages = 4 if os.environ["SYSVSHM_CROSS_ARCH"] == "armhf" else 1   # bits/shmlba.h
+            self.assertEqual(sysvshm._SHMLBA, pages * sysvshm.PAGE_SIZE)
 
     def test_elf_header_agrees_with_multiarch(self):
         multiarch = getattr(sys.implementation, "_multiarch", None)
