@@ -2788,6 +2788,21 @@ class TestMessageQueue(MQBase):
         big.send(b"x" * 50)
         self.assertEqual(big.current_messages, 1)
 
+    def test_layout_self_check_refuses_a_wrong_msqid_ds(self):
+        sysvshm.MessageQueue(IPC_PRIVATE).remove()      # the real layout passes
+        fields = sysvshm._LAYOUT["msg"][1]
+        wrong = [{"lspid": fields["lrpid"], "lrpid": fields["lspid"]},    # pids swapped
+                 {"qnum": fields["cbytes"], "cbytes": fields["qnum"]},
+                 {"qbytes": (fields["qbytes"][0] + 8, fields["qbytes"][1])}]
+        if not QEMU_MSG_PIDS_WRONG:     # (qemu's own pid placement is accepted there)
+            wrong.append({"lrpid": (fields["lrpid"][0] + 4, fields["lrpid"][1])})  # a zero
+        for change in wrong:
+            with self.subTest(change=change), mock.patch.dict(fields, change), \
+                    mock.patch.object(sysvshm, "_msg_selfchecked", False):
+                with self.assertRaises(sysvshm.InternalError) as caught:
+                    self.new_mq(IPC_PRIVATE)
+                self.assertIn("self-check failed", str(caught.exception))
+
     def test_msgmax_lowered_later_gives_a_clear_error(self):
         unshare = shutil.which("unshare")
         if os.geteuid() != 0 or unshare is None:
