@@ -57,8 +57,13 @@ CREATED = {"shm": set(), "sem": set(), "msg": set()}   # ids this run created
 # on the host (reserved_va): a range the guest unmapped is still mapped PROT_NONE on the host,
 # and qemu 7.2 passes an explicit shmat() address on without SHM_REMAP, so the host refuses it
 # (EINVAL) even where the guest sees nothing mapped.  Only SHM_REMAP attaches there.
-QEMU_RESERVED_VA = bool(os.environ.get("SYSVSHM_EMULATOR")) and ctypes.sizeof(
-    ctypes.c_void_p) == 4
+EMULATOR = os.environ.get("SYSVSHM_EMULATOR")      # the qemu-user binary, under .ci/cross-arch
+QEMU_RESERVED_VA = bool(EMULATOR) and ctypes.sizeof(ctypes.c_void_p) == 4
+# qemu-user 7.2 writes msg_lspid/msg_lrpid as 64-bit longs on 64-bit guests (fixed upstream in
+# 2025): under it, those two fields are wrong whatever the layout says.  Raw IPC_STAT bytes
+# 96..111 after a send and a receive by pid 0x75fe, s390x: 00000000000075fe 00000000000075fe
+# (the kernel's layout, x86_64: fe750000fe750000 0000000000000000).
+QEMU_MSG_PIDS_WRONG = bool(EMULATOR) and ctypes.sizeof(ctypes.c_void_p) == 8
 
 try:
     import numpy
@@ -1610,6 +1615,14 @@ def cli(*argv, **patches):
 
 
 FALLBACK = {"_cli_sysvipc": "/nonexistent/sysvipc", "_cli_sysctl": "/nonexistent/sysctl"}
+if QEMU_MSG_PIDS_WRONG:
+    # The fallback decodes msqid_ds as the emulator wrote it: there, the two pids are 8-byte
+    # longs at lspid's offset (see QEMU_MSG_PIDS_WRONG), so read them there and compare them
+    # with util-linux's like every other field.
+    _msg_size, _msg_fields = sysvshm._LAYOUT["msg"]
+    _lspid = _msg_fields["lspid"][0]
+    FALLBACK["_LAYOUT"] = dict(sysvshm._LAYOUT, msg=(_msg_size, dict(
+        _msg_fields, lspid=(_lspid, "q"), lrpid=(_lspid + 8, "q"))))
 SOURCES = (("proc", {}), ("fallback", FALLBACK),
            # *_STAT_ANY refused (as by Linux < 4.17): the loop must go on with *_STAT.
            ("fallback-stat", dict(FALLBACK, _CLI_STAT={"shm": (999, 13), "sem": (999, 18),
@@ -1988,16 +2001,35 @@ class ListingTest(Objects, unittest.TestCase):
                         for field, value in theirs[ident].items():
                             if value is None and (kind, field) in lsipc_nulls:
                                 continue
+                            if field == "command" and EMULATOR and \
+                                    ours[ident]["cpid"] == os.getpid():
+                                self.assert_qemu_own_command(ours[ident][field], value)
+                                continue
                             self.assertEqual(None if ours[ident][field] is None
                                              else str(ours[ident][field]), value,
                                              "%s id %d: %s" % (kind, ident, field))
+
+    def assert_qemu_own_command(self, ours, theirs):
+        """qemu-user shows an emulated process its *own* /proc/PID/cmdline as the guest's argv
+        (`ARGV0 ARGS...`); every other process, lsipc on the host included, reads the real one
+        (`qemu-ARCH -L ROOT -0 ARGV0 EXE ARGS...`).  So for a segment this process created,
+        ours is what we see, and theirs is that with qemu's own words in front."""
+        with open("/proc/%d/cmdline" % os.getpid(), "rb") as cmdline:
+            seen = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        self.assertEqual(ours, seen)
+        real, fake = theirs.split(), seen.split()
+        self.assertEqual(os.path.basename(real[0]), os.path.basename(EMULATOR), theirs)
+        argv0 = real.index("-0") + 1
+        self.assertEqual([real[argv0]] + real[argv0 + 2:], fake, theirs)
 
     def test_sources_agree(self):
         for kind in ("shm", "sem", "msg"):
             proc = dict((r["id"], r) for r in sysvshm._cli_proc_records(kind))
             for name, patches in SOURCES[1:]:
                 with mock.patch.object(sysvshm, "_CLI_STAT", patches.get("_CLI_STAT",
-                                                                         sysvshm._CLI_STAT)):
+                                                                         sysvshm._CLI_STAT)), \
+                        mock.patch.object(sysvshm, "_LAYOUT", patches.get("_LAYOUT",
+                                                                          sysvshm._LAYOUT)):
                     scanned = dict((r["id"], r) for r in sysvshm._cli_scan_records(kind))
                 for ident in self.ours[kind]:
                     with self.subTest(kind=kind, source=name, id=ident):
@@ -3459,11 +3491,6 @@ if __name__ == "__main__":
 #
 # Not tested here: the time fields after 2038 on 32-bit ABIs (the high words are checked to be
 # where they are, not to carry a value), musl on anything but x86_64, x32, riscv64, loongarch64.
-
-# qemu-user 7.2 writes msg_lspid/msg_lrpid as 64-bit longs on 64-bit guests (fixed upstream in
-# 2025): under it, those two fields are wrong whatever the layout says.
-QEMU_MSG_PIDS_WRONG = bool(os.environ.get("SYSVSHM_EMULATOR")) and ctypes.sizeof(
-    ctypes.c_void_p) == 8
 
 _PROBE_C = r"""
 #define _GNU_SOURCE
