@@ -175,6 +175,33 @@ _LAYOUTS = {
     },
 }  # type: Dict[str, Dict[str, Tuple[int, _Fields]]]
 
+
+def _info_structs(ulong: str) -> "Dict[str, Tuple[int, _Fields]]":
+    """What IPC_INFO / SHM_INFO / SEM_INFO / MSG_INFO write in place of a *id_ds: struct shminfo
+    (the kernel's shminfo64, as glibc and musl pass IPC_64) and struct shm_info are words of
+    __kernel_ulong_t, code `ulong`; seminfo and msginfo are ints on every ABI."""
+    width = struct.calcsize(ulong)
+    shminfo = dict((name, (i * width, ulong)) for i, name in enumerate(
+        ("shmmax", "shmmin", "shmmni", "shmseg", "shmall")))
+    shm_info = dict((name, ((i + 1) * width, ulong)) for i, name in enumerate(
+        ("shm_tot", "shm_rss", "shm_swp", "swap_attempts", "swap_successes")))
+    shm_info["used_ids"] = (0, "i")
+    seminfo = dict((name, (i * 4, "i")) for i, name in enumerate(
+        ("semmap", "semmni", "semmns", "semmnu", "semmsl", "semopm", "semume", "semusz",
+         "semvmx", "semaem")))
+    msginfo = dict((name, (i * 4, "i")) for i, name in enumerate(
+        ("msgpool", "msgmap", "msgmax", "msgmnb", "msgmni", "msgssz", "msgtql")))
+    return {"shminfo": (9 * width, shminfo), "shm_info": (6 * width, shm_info),
+            "seminfo": (40, seminfo), "msginfo": (32, msginfo)}
+
+
+# __kernel_ulong_t is 64-bit on x86_64 (and x32, whose C long is 32-bit), asm-generic 64-bit and
+# s390x; 32-bit on i386 and arm.
+_INFO_64, _INFO_32 = _info_structs("Q"), _info_structs("I")
+for _abi, _info in (("x86_64", _INFO_64), ("generic64", _INFO_64), ("generic32", _INFO_32),
+                    ("s390x", _INFO_64)):
+    _LAYOUTS[_abi].update(_info)
+
 # ELF e_machine -> the name multiarch triplets use (elf.h: EM_386, EM_ARM, EM_S390, EM_X86_64,
 # EM_AARCH64, EM_RISCV, EM_LOONGARCH).
 _ELF_MACHINES = {3: "i386", 40: "arm", 22: "s390x", 62: "x86_64", 183: "aarch64", 243: "riscv",
@@ -1958,12 +1985,13 @@ def _cli_find(kind: str, ident: int) -> "_CliRecord":
     raise _CliError("id %d not found" % ident)
 
 
-def _cli_info_struct(kind: str, cmd: int, layout: str) -> "Tuple[int, ...]":
-    """shm_info/seminfo/msginfo (SHM_INFO, IPC_INFO, ...) as a tuple, in native alignment."""
-    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], 128))
+def _cli_info_struct(kind: str, cmd: int, info: str) -> "Dict[str, int]":
+    """The struct `info` (shminfo, shm_info, seminfo, msginfo) that the *ctl command `cmd`
+    (IPC_INFO, SHM_INFO, ...) writes, decoded with the ABI's declared layout."""
+    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], _LAYOUT[info][0], 128))
     if _ctl(kind, 0, cmd, buf) < 0:
         raise _error(_get_errno(), "%sctl(0, %d)" % (kind, cmd))
-    return struct.unpack_from(layout, buf.raw)
+    return _unpack(info, buf.raw)
 
 
 def _cli_sysctl_ints(name: str, count: int) -> "Optional[List[int]]":
@@ -1981,22 +2009,28 @@ def _cli_limits(kind: str) -> "Dict[str, int]":
         found = [_cli_sysctl_ints(name, 1) for name in ("shmmax", "shmall", "shmmni")]
         if all(found):
             shmmax, shmall, shmmni = [numbers[0] for numbers in found if numbers]
-        else:   # struct shminfo: shmmax, shmmin, shmmni, shmseg, shmall (unsigned long)
-            shmmax, _, shmmni, _, shmall = _cli_info_struct("shm", _CLI_IPC_INFO, "@5L")
+        else:
+            # A 32-bit process on a 64-bit kernel is told shmmax clamped to INT_MAX and shmall
+            # cut to 32 bits (the kernel's compat_shminfo64); qemu-user cuts both to 32 bits.
+            info = _cli_info_struct("shm", _CLI_IPC_INFO, "shminfo")
+            shmmax, shmmni, shmall = info["shmmax"], info["shmmni"], info["shmall"]
         return {"shmmax": shmmax, "shmall": shmall, "shmmni": shmmni, "shmmin": 1}
     if kind == "sem":
         sem = _cli_sysctl_ints("sem", 4)
         if sem:
             semmsl, semmns, semopm, semmni = sem
-        else:   # struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, ...
-            _, semmni, semmns, _, semmsl, semopm = _cli_info_struct("sem", _CLI_IPC_INFO, "@6i")
+        else:
+            info = _cli_info_struct("sem", _CLI_IPC_INFO, "seminfo")
+            semmni, semmns, semmsl, semopm = (info["semmni"], info["semmns"], info["semmsl"],
+                                              info["semopm"])
         return {"semmni": semmni, "semmsl": semmsl, "semmns": semmns, "semopm": semopm,
                 "semvmx": SEMAPHORE_VALUE_MAX}
     found = [_cli_sysctl_ints(name, 1) for name in ("msgmni", "msgmnb", "msgmax")]
     if all(found):
         msgmni, msgmnb, msgmax = [numbers[0] for numbers in found if numbers]
-    else:       # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, ...
-        _, _, msgmax, msgmnb, msgmni = _cli_info_struct("msg", _CLI_IPC_INFO, "@5i")
+    else:
+        info = _cli_info_struct("msg", _CLI_IPC_INFO, "msginfo")
+        msgmni, msgmnb, msgmax = info["msgmni"], info["msgmnb"], info["msgmax"]
     return {"msgmni": msgmni, "msgmax": msgmax, "msgmnb": msgmnb}
 
 
@@ -2522,18 +2556,19 @@ def _cli_summary(args: "Any") -> int:
     kinds = _cli_kinds(args)
     found = {}  # type: Dict[str, Dict[str, int]]
     for kind in kinds:
-        if kind == "msg":   # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz,
-            #                                  msgtql
-            info = _cli_info_struct("msg", _CLI_INFO["msg"], "@7i")
-            found[kind] = {"allocated_queues": info[0], "used_headers": info[1],
-                           "used_space": info[6]}
-        elif kind == "shm":  # struct shm_info: int used_ids; unsigned long shm_tot, rss, swp, ...
-            info = _cli_info_struct("shm", _CLI_INFO["shm"], "@i5L")
-            found[kind] = dict(zip(("segments_allocated", "pages_allocated", "pages_resident",
-                                    "pages_swapped", "swap_attempts", "swap_successes"), info))
-        else:               # struct seminfo: ..., semusz (sets in use), semvmx, semaem (sems)
-            info = _cli_info_struct("sem", _CLI_INFO["sem"], "@10i")
-            found[kind] = {"used_arrays": info[7], "allocated_semaphores": info[9]}
+        if kind == "msg":   # MSG_INFO fills msginfo with counts instead of limits
+            info = _cli_info_struct("msg", _CLI_INFO["msg"], "msginfo")
+            found[kind] = {"allocated_queues": info["msgpool"], "used_headers": info["msgmap"],
+                           "used_space": info["msgtql"]}
+        elif kind == "shm":
+            info = _cli_info_struct("shm", _CLI_INFO["shm"], "shm_info")
+            found[kind] = dict((name, info[field]) for name, field in (
+                ("segments_allocated", "used_ids"), ("pages_allocated", "shm_tot"),
+                ("pages_resident", "shm_rss"), ("pages_swapped", "shm_swp"),
+                ("swap_attempts", "swap_attempts"), ("swap_successes", "swap_successes")))
+        else:               # SEM_INFO: semusz = sets in use, semaem = semaphores
+            info = _cli_info_struct("sem", _CLI_INFO["sem"], "seminfo")
+            found[kind] = {"used_arrays": info["semusz"], "allocated_semaphores": info["semaem"]}
     if args.json:
         _cli_print_json(dict((_CLI_JSON_KIND[kind], found[kind]) for kind in kinds))
         return 0

@@ -1629,6 +1629,45 @@ SOURCES = (("proc", {}), ("fallback", FALLBACK),
                                                        "msg": (999, 11)})))
 
 
+def shm_limits_through_ipc_info(limits):
+    """The kernel's shm limits (shmmax, shmall, shmmni) as IPC_INFO tells them to this process.
+
+    A 64-bit process gets the kernel's words.  A 32-bit one on a 64-bit kernel gets the
+    kernel's compat_shminfo64: shmmax clamped to INT_MAX, shmall cut to 32 bits (seen on i386:
+    IPC_INFO writes ffffff7f 01000000 00100000 00100000 fffffffe and 16 zero bytes).  Under
+    qemu-user its struct target_shminfo of five 32-bit words gets both cut to 32 bits (seen on
+    armhf: fffffffe 01000000 00100000 00100000 fffffffe).  On a 32-bit kernel they fit."""
+    if ctypes.sizeof(ctypes.c_void_p) == 8:
+        return dict(limits)
+    cut = dict(limits, shmmax=limits["shmmax"] & 0xFFFFFFFF, shmall=limits["shmall"] & 0xFFFFFFFF)
+    if EMULATOR:
+        return cut
+    machine = os.uname().machine
+    if "64" in machine or machine == "s390x":
+        return dict(cut, shmmax=min(limits["shmmax"], 2 ** 31 - 1))
+    return dict(limits)
+
+
+def ipc_info_sysctl():
+    """A copy of /proc/sys/kernel's IPC limits with the shm ones as IPC_INFO tells them to this
+    process (a folder to point _cli_sysctl at), or None where IPC_INFO tells them unchanged.
+    ls/limits from the IPC_INFO fallback must then print what they print from that folder."""
+    names = ("shmmax", "shmall", "shmmni", "sem", "msgmni", "msgmnb", "msgmax")
+    values = {}
+    for name in names:
+        with open("/proc/sys/kernel/" + name) as f:
+            values[name] = f.read()
+    real = dict((name, int(values[name])) for name in ("shmmax", "shmall", "shmmni"))
+    seen = shm_limits_through_ipc_info(real)
+    if seen == real:
+        return None
+    directory = tempfile.mkdtemp(prefix="sysvshm-sysctl-")
+    for name in names:
+        with open(os.path.join(directory, name), "w") as f:
+            f.write("%d\n" % seen[name] if name in seen else values[name])
+    return directory
+
+
 def run(argv, user=None):
     """A program: (exit status, stdout, stderr); user=NOBODY runs it as nobody."""
     def drop():
@@ -2112,10 +2151,19 @@ def _private_scenario():
              (["info", "-m", dest.id], ["ipcs", "-m", "-i", dest.id]),
              (["info", "-s", sems.id], ["ipcs", "-s", "-i", sems.id]),
              (["info", "-q", msqid], ["ipcs", "-q", "-i", msqid])]
+    narrowed = ipc_info_sysctl()        # None where IPC_INFO tells the limits unchanged
     for source, patches in SOURCES:
         for ours, theirs in pairs:
-            results.append([source, ours[0], " ".join(map(str, theirs)),
-                            list(cli(*ours, **patches)), list(run(theirs))])
+            tool = " ".join(map(str, theirs))
+            if ours[0] == "limits" and source != "proc" and narrowed:
+                # ours from proc (== ipcs, above) with the values IPC_INFO gives us
+                expected = cli(*ours, _cli_sysctl=narrowed)
+                tool += ", limits as IPC_INFO tells them"
+            else:
+                expected = run(theirs)
+            results.append([source, ours[0], tool, list(cli(*ours, **patches)), list(expected)])
+    if narrowed:
+        shutil.rmtree(narrowed)
     mine = json.loads(cli("limits", "--json")[1])["ipclimits"]
     used = dict((r["resource"], r["used"]) for r in mine)
     # ipcs -u's "allocated semaphores" is the kernel's count (SEM_INFO semaem).
@@ -2383,15 +2431,24 @@ class LimitsTest(unittest.TestCase):
             with self.subTest(kind=kind):
                 with mock.patch.object(sysvshm, "_cli_sysctl", "/nonexistent"):
                     fallback = sysvshm._cli_limits(kind)
-                self.assertEqual(sysvshm._cli_limits(kind), fallback)
+                expected = sysvshm._cli_limits(kind)
+                if kind == "shm":       # unchanged for a 64-bit process
+                    expected = shm_limits_through_ipc_info(expected)
+                self.assertEqual(expected, fallback)
 
     @needs("ipcs")
     def test_limits_match_ipcs(self):
+        narrowed = ipc_info_sysctl()    # None where IPC_INFO tells the limits unchanged
+        if narrowed:
+            self.addCleanup(shutil.rmtree, narrowed)
         for options in ([], ["-b"], ["-m"], ["-s", "-q"]):
             for source, patches in SOURCES[:2]:
                 with self.subTest(options=options, source=source):
-                    self.assertEqual(cli("limits", *options, **patches),
-                                     run(["ipcs", "-l"] + options))
+                    if source == "proc" or not narrowed:
+                        expected = run(["ipcs", "-l"] + options)
+                    else:               # from proc (== ipcs) with the values IPC_INFO gives
+                        expected = cli("limits", *options, _cli_sysctl=narrowed)
+                    self.assertEqual(cli("limits", *options, **patches), expected)
 
     @needs("lsipc")
     def test_limits_json_matches_lsipc(self):
@@ -3509,10 +3566,16 @@ _PROBE_C = r"""
 # define PERM_KEY __key
 # define MSG_CBYTES __msg_cbytes
 # define TIME32 (__TIMESIZE == 32)
+# define SHM_USED_IDS used_ids
+# define SHM_SWAP_ATTEMPTS swap_attempts
+# define SHM_SWAP_SUCCESSES swap_successes
 #else
 # define PERM_KEY __ipc_perm_key
 # define MSG_CBYTES msg_cbytes
 # define TIME32 0
+# define SHM_USED_IDS __used_ids
+# define SHM_SWAP_ATTEMPTS __swap_attempts
+# define SHM_SWAP_SUCCESSES __swap_successes
 #endif
 #define SIGNED(x) ((__typeof__(x))-1 < (__typeof__(x))0)
 #define FIELD(kind, name, type, member) do { type s_; memset(&s_, 0, sizeof s_); \
@@ -3536,7 +3599,9 @@ _PROBE_C = r"""
     VAL(kind, "uid", (p).uid); VAL(kind, "gid", (p).gid); VAL(kind, "cuid", (p).cuid); \
     VAL(kind, "cgid", (p).cgid); } while (0)
 
-union semun { int val; struct semid_ds *buf; unsigned short *array; };
+union semun { int val; struct semid_ds *buf; unsigned short *array; struct seminfo *info; };
+#define INFO(kind, type, member) FIELD(kind, #member, type, member)
+#define INFOVAL(kind, s, member) VAL(kind, #member, (s).member)
 
 static void raw(const char *kind, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -3576,6 +3641,27 @@ int main(void) {
     FIELD("msg", "qbytes", struct msqid_ds, msg_qbytes);
     FIELD("msg", "lspid", struct msqid_ds, msg_lspid);
     FIELD("msg", "lrpid", struct msqid_ds, msg_lrpid);
+    /* What IPC_INFO, SHM_INFO, SEM_INFO and MSG_INFO write. */
+    printf("size shminfo %u\nsize shm_info %u\nsize seminfo %u\nsize msginfo %u\n",
+           (unsigned)sizeof(struct shminfo), (unsigned)sizeof(struct shm_info),
+           (unsigned)sizeof(struct seminfo), (unsigned)sizeof(struct msginfo));
+    INFO("shminfo", struct shminfo, shmmax); INFO("shminfo", struct shminfo, shmmin);
+    INFO("shminfo", struct shminfo, shmmni); INFO("shminfo", struct shminfo, shmseg);
+    INFO("shminfo", struct shminfo, shmall);
+    FIELD("shm_info", "used_ids", struct shm_info, SHM_USED_IDS);
+    INFO("shm_info", struct shm_info, shm_tot); INFO("shm_info", struct shm_info, shm_rss);
+    INFO("shm_info", struct shm_info, shm_swp);
+    FIELD("shm_info", "swap_attempts", struct shm_info, SHM_SWAP_ATTEMPTS);
+    FIELD("shm_info", "swap_successes", struct shm_info, SHM_SWAP_SUCCESSES);
+    INFO("seminfo", struct seminfo, semmap); INFO("seminfo", struct seminfo, semmni);
+    INFO("seminfo", struct seminfo, semmns); INFO("seminfo", struct seminfo, semmnu);
+    INFO("seminfo", struct seminfo, semmsl); INFO("seminfo", struct seminfo, semopm);
+    INFO("seminfo", struct seminfo, semume); INFO("seminfo", struct seminfo, semusz);
+    INFO("seminfo", struct seminfo, semvmx); INFO("seminfo", struct seminfo, semaem);
+    INFO("msginfo", struct msginfo, msgpool); INFO("msginfo", struct msginfo, msgmap);
+    INFO("msginfo", struct msginfo, msgmax); INFO("msginfo", struct msginfo, msgmnb);
+    INFO("msginfo", struct msginfo, msgmni); INFO("msginfo", struct msginfo, msgssz);
+    INFO("msginfo", struct msginfo, msgtql);
     fflush(stdout);
 
     /* Real objects, stat'ed through this libc into zeroed buffers (as sysvshm does). */
@@ -3618,6 +3704,31 @@ int main(void) {
     VAL("msg", "cbytes", qd.MSG_CBYTES); VAL("msg", "qnum", qd.msg_qnum);
     VAL("msg", "qbytes", qd.msg_qbytes); VAL("msg", "lspid", qd.msg_lspid);
     VAL("msg", "lrpid", qd.msg_lrpid);
+
+    struct shminfo si; struct shm_info su; struct seminfo ei; struct msginfo mi;
+    memset(&si, 0, sizeof si); memset(&su, 0, sizeof su);
+    memset(&ei, 0, sizeof ei); memset(&mi, 0, sizeof mi);
+    union semun info; info.info = &ei;
+    if (shmctl(0, IPC_INFO, (struct shmid_ds *)&si) < 0 || shmctl(0, SHM_INFO,
+            (struct shmid_ds *)&su) < 0 || semctl(0, 0, IPC_INFO, info) < 0
+            || msgctl(0, IPC_INFO, (struct msqid_ds *)&mi) < 0) { perror("*_INFO"); return 2; }
+    raw("shminfo", &si, sizeof si); raw("shm_info", &su, sizeof su);
+    raw("seminfo", &ei, sizeof ei); raw("msginfo", &mi, sizeof mi);
+    INFOVAL("shminfo", si, shmmax); INFOVAL("shminfo", si, shmmin);
+    INFOVAL("shminfo", si, shmmni); INFOVAL("shminfo", si, shmseg);
+    INFOVAL("shminfo", si, shmall); VAL("shm_info", "used_ids", su.SHM_USED_IDS);
+    INFOVAL("shm_info", su, shm_tot); INFOVAL("shm_info", su, shm_rss);
+    INFOVAL("shm_info", su, shm_swp); VAL("shm_info", "swap_attempts", su.SHM_SWAP_ATTEMPTS);
+    VAL("shm_info", "swap_successes", su.SHM_SWAP_SUCCESSES);
+    INFOVAL("seminfo", ei, semmap); INFOVAL("seminfo", ei, semmni);
+    INFOVAL("seminfo", ei, semmns); INFOVAL("seminfo", ei, semmnu);
+    INFOVAL("seminfo", ei, semmsl); INFOVAL("seminfo", ei, semopm);
+    INFOVAL("seminfo", ei, semume); INFOVAL("seminfo", ei, semusz);
+    INFOVAL("seminfo", ei, semvmx); INFOVAL("seminfo", ei, semaem);
+    INFOVAL("msginfo", mi, msgpool); INFOVAL("msginfo", mi, msgmap);
+    INFOVAL("msginfo", mi, msgmax); INFOVAL("msginfo", mi, msgmnb);
+    INFOVAL("msginfo", mi, msgmni); INFOVAL("msginfo", mi, msgssz);
+    INFOVAL("msginfo", mi, msgtql);
     return 0;
 }
 """
@@ -3804,6 +3915,18 @@ class LayoutProbeTest(unittest.TestCase):
         else:
             self.assertEqual((msg["lspid"], msg["lrpid"]), (probe.pid, 0), target + ": msg pids")
         self.assertGreater(msg["qbytes"], 17, target)
+        # The *_INFO structs: each field's offset, width and signedness, and a real IPC_INFO
+        # (SHM_INFO for shm_info) through the target's libc, decoded in its byte order.
+        for kind in ("shminfo", "shm_info", "seminfo", "msginfo"):
+            size, fields = layout[kind]
+            self.assertEqual(size, probe.sizes[kind], "%s: sizeof(struct %s)" % (target, kind))
+            self.assertEqual(dict((name, (offset,) + _CODES[code])
+                                  for name, (offset, code) in fields.items()),
+                             dict((name, (o, w, signed)) for name, (o, w, signed)
+                                  in probe.fields[kind].items()), "%s: %s" % (target, kind))
+            self.assertEqual(_decode(probe.raw[kind], fields, probe.byteorder),
+                             probe.values[kind], "%s: %s decoded" % (target, kind))
+        self.assertEqual(probe.values["seminfo"]["semvmx"], sysvshm.SEMAPHORE_VALUE_MAX, target)
         for name, value in (("shm.atime", shm["atime"]), ("shm.ctime", shm["ctime"]),
                             ("sem.otime", sem["otime"]), ("sem.ctime", sem["ctime"]),
                             ("msg.stime", msg["stime"]), ("msg.ctime", msg["ctime"])):
