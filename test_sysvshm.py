@@ -30,6 +30,7 @@ import os
 import random
 import re
 import select
+import shlex
 import shutil
 import signal
 import struct
@@ -1461,6 +1462,48 @@ int main(int argc, char **argv) {
 """
 
 
+# The C programs below are built for the running interpreter's architecture: with SYSVSHM_CC
+# (default cc) and run behind SYSVSHM_RUN_PREFIX (default nothing), which .ci/cross-arch sets to
+# the target's cross compiler (-static) and its qemu-user binary.
+C_COMPILER = shlex.split(os.environ.get("SYSVSHM_CC", "cc"))
+C_RUN_PREFIX = shlex.split(os.environ.get("SYSVSHM_RUN_PREFIX", ""))
+
+
+def elf_ident(path):
+    """(ELF class, byte order, e_machine) of an executable, or None."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
+        return None
+    return header[4], header[5], struct.unpack_from("<H" if header[5] == 1 else ">H", header,
+                                                      18)[0]
+
+
+def build_c_program(folder, name, text):
+    """Compile `text` into folder/name for this interpreter's architecture (raises SkipTest
+    where no such compiler is at hand); returns the command line that runs it."""
+    if not shutil.which(C_COMPILER[0]):
+        raise unittest.SkipTest("no C compiler: %s not installed%s" % (
+            C_COMPILER[0], " (SYSVSHM_CC)" if "SYSVSHM_CC" in os.environ else ""))
+    source, program = os.path.join(folder, name + ".c"), os.path.join(folder, name)
+    with open(source, "w") as f:
+        f.write(text)
+    proc = subprocess.run(C_COMPILER + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", program,
+                                        source], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=120 * SCALE)
+    if proc.returncode != 0:
+        if "SYSVSHM_CC" in os.environ:      # a cross toolchain without its libc, for example
+            raise unittest.SkipTest("SYSVSHM_CC=%s cannot build the C program: %s" % (
+                os.environ["SYSVSHM_CC"], proc.stdout.strip()[-300:]))
+        raise AssertionError("%s failed:\n%s" % (" ".join(C_COMPILER), proc.stdout))
+    ours, theirs = elf_ident("/proc/self/exe"), elf_ident(program)
+    if ours != theirs:
+        raise unittest.SkipTest("%s builds (ELF class, data, machine) %s, this interpreter is %s: "
+                                "set SYSVSHM_CC to a compiler for it" % (" ".join(C_COMPILER),
+                                                                          theirs, ours))
+    return C_RUN_PREFIX + [program]
+
+
 class Shared(ctypes.Structure):
     _fields_ = [("status", ctypes.c_uint32), ("magic", ctypes.c_uint32),
                 ("length", ctypes.c_uint64)]
@@ -1471,19 +1514,17 @@ def pattern(length):
     return (unit * (length // 256 + 1))[:length]
 
 
-@unittest.skipUnless(shutil.which("cc"), "no C compiler")
 class TestInteropWithC(Base):
     SIZE = 16 * 1024 * 1024 + 24
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
-        source = os.path.join(cls.tmp, "program_a.c")
-        with open(source, "w") as f:
-            f.write(C_PROGRAM)
-        cls.program = os.path.join(cls.tmp, "program_a")
-        subprocess.run(["cc", "-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", cls.program, source],
-                       check=True)
+        try:
+            cls.program = build_c_program(cls.tmp, "program_a", C_PROGRAM)
+        except BaseException:
+            shutil.rmtree(cls.tmp)
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -1491,7 +1532,7 @@ class TestInteropWithC(Base):
 
     def test_c_creates_python_attaches(self):
         key, semkey = random_key(), random_key()
-        proc = subprocess.Popen([self.program, "create", str(key), str(semkey), str(self.SIZE)],
+        proc = subprocess.Popen(self.program + ["create", str(key), str(semkey), str(self.SIZE)],
                                 stdout=subprocess.PIPE, universal_newlines=True)
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
@@ -1520,8 +1561,9 @@ class TestInteropWithC(Base):
         header = mem.as_ctypes(Shared)
         header.magic, header.length = 0x53595356, self.SIZE - ctypes.sizeof(Shared)
         mem.buf[ctypes.sizeof(Shared):] = pattern(header.length)
-        proc = subprocess.Popen([self.program, "attach", str(mem.key), str(semset.key),
-                                 str(self.SIZE)], stdout=subprocess.PIPE, universal_newlines=True)
+        proc = subprocess.Popen(self.program + ["attach", str(mem.key), str(semset.key),
+                                                str(self.SIZE)],
+                                stdout=subprocess.PIPE, universal_newlines=True)
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
         semset[0].release()
@@ -3208,11 +3250,14 @@ MQ_C_PROGRAM = r"""
 #include <sys/msg.h>
 
 struct record { int32_t seq; int32_t flags; double value; char name[16]; };
-struct message { long mtype; struct record r; };
+/* The text starts right after the long, as msgsnd/msgrcv read it: a `struct record r` member
+   would be padded to double's alignment where that exceeds long's (8 vs 4 on 32-bit ARM). */
+struct message { long mtype; char mtext[sizeof(struct record)]; };
 
 int main(int argc, char **argv) {
     int qid, i, n;
     struct message m;
+    struct record r;
     if (argc != 4) return 2;
     alarm(TIMEOUT);
     qid = msgget((key_t)strtol(argv[2], NULL, 0), 0);
@@ -3220,22 +3265,24 @@ int main(int argc, char **argv) {
     if (qid < 0) { perror("msgget"); return 3; }
     if (strcmp(argv[1], "send") == 0) {
         for (i = 0; i < n; i++) {
-            memset(&m, 0, sizeof m);
+            memset(&r, 0, sizeof r);
             m.mtype = 1 + i % 3;
-            m.r.seq = i; m.r.flags = -i; m.r.value = i * 0.5;
-            snprintf(m.r.name, sizeof m.r.name, "c-%d", i);
-            if (msgsnd(qid, &m, sizeof m.r, 0) != 0) { perror("msgsnd"); return 4; }
+            r.seq = i; r.flags = -i; r.value = i * 0.5;
+            snprintf(r.name, sizeof r.name, "c-%d", i);
+            memcpy(m.mtext, &r, sizeof r);
+            if (msgsnd(qid, &m, sizeof r, 0) != 0) { perror("msgsnd"); return 4; }
         }
         printf("sent %d\n", n);
         return 0;
     }
     for (i = 0; i < n; i++) {
         char name[16];
-        ssize_t got = msgrcv(qid, &m, sizeof m.r, 0, 0);
-        if (got != (ssize_t)sizeof m.r) { perror("msgrcv"); return 5; }
+        ssize_t got = msgrcv(qid, &m, sizeof m.mtext, 0, 0);
+        if (got != (ssize_t)sizeof r) { perror("msgrcv"); return 5; }
+        memcpy(&r, m.mtext, sizeof r);
         snprintf(name, sizeof name, "py-%d", i);
-        if (m.mtype != 10 + i || m.r.seq != i || m.r.flags != 2 * i || m.r.value != i * 1.5
-                || strcmp(m.r.name, name) != 0) {
+        if (m.mtype != 10 + i || r.seq != i || r.flags != 2 * i || r.value != i * 1.5
+                || strcmp(r.name, name) != 0) {
             printf("mismatch at %d\n", i);
             return 6;
         }
@@ -3252,24 +3299,22 @@ class Record(ctypes.Structure):
                 ("name", ctypes.c_char * 16)]
 
 
-@unittest.skipUnless(shutil.which("cc"), "no C compiler")
 class TestMessageQueueInteropWithC(MQBase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
-        source = os.path.join(cls.tmp, "mq.c")
-        with open(source, "w") as f:
-            f.write(MQ_C_PROGRAM)
-        cls.program = os.path.join(cls.tmp, "mq")
-        subprocess.run(["cc", "-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", cls.program, source],
-                       check=True)
+        try:
+            cls.program = build_c_program(cls.tmp, "mq", MQ_C_PROGRAM)
+        except BaseException:
+            shutil.rmtree(cls.tmp)
+            raise
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp)
 
     def run_c(self, *args):
-        return subprocess.run([self.program] + [str(a) for a in args], stdout=subprocess.PIPE,
+        return subprocess.run(self.program + [str(a) for a in args], stdout=subprocess.PIPE,
                               universal_newlines=True, timeout=DEADLINE)
 
     def test_c_sends_structs_python_receives(self):
