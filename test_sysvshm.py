@@ -1464,8 +1464,10 @@ int main(int argc, char **argv) {
 
 # The C programs below are built for the running interpreter's architecture: with SYSVSHM_CC
 # (default cc) and run behind SYSVSHM_RUN_PREFIX (default nothing), which .ci/cross-arch sets to
-# the target's cross compiler (-static) and its qemu-user binary.
-C_COMPILER = shlex.split(os.environ.get("SYSVSHM_CC", "cc"))
+# the target's cross compiler and its qemu-user binary.  A program from SYSVSHM_CC is linked
+# -static: the host has no shared libc of the target's for it.
+C_COMPILER = shlex.split(os.environ.get("SYSVSHM_CC") or "cc")
+C_LINK = ["-static"] if os.environ.get("SYSVSHM_CC") else []
 C_RUN_PREFIX = shlex.split(os.environ.get("SYSVSHM_RUN_PREFIX", ""))
 
 
@@ -1484,15 +1486,16 @@ def build_c_program(folder, name, text):
     where no such compiler is at hand); returns the command line that runs it."""
     if not shutil.which(C_COMPILER[0]):
         raise unittest.SkipTest("no C compiler: %s not installed%s" % (
-            C_COMPILER[0], " (SYSVSHM_CC)" if "SYSVSHM_CC" in os.environ else ""))
+            C_COMPILER[0], " (SYSVSHM_CC)" if C_LINK else ""))
     source, program = os.path.join(folder, name + ".c"), os.path.join(folder, name)
     with open(source, "w") as f:
         f.write(text)
-    proc = subprocess.run(C_COMPILER + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", program,
-                                        source], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(C_COMPILER + C_LINK + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o",
+                                                 program, source],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=120 * SCALE)
     if proc.returncode != 0:
-        if "SYSVSHM_CC" in os.environ:      # a cross toolchain without its libc, for example
+        if C_LINK:          # SYSVSHM_CC: a cross toolchain without its libc, for example
             raise unittest.SkipTest("SYSVSHM_CC=%s cannot build the C program: %s" % (
                 os.environ["SYSVSHM_CC"], proc.stdout.strip()[-300:]))
         raise AssertionError("%s failed:\n%s" % (" ".join(C_COMPILER), proc.stdout))

@@ -29,6 +29,7 @@ import ctypes
 import gc
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -177,21 +178,32 @@ long long msg_roundtrip(int msqid, long n) {
 
 
 def load_c_floor():
-    """Compile C_SOURCE into a temporary directory and load it; (library, None) or (None, why)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None, "no C compiler (cc)"
+    """Compile C_SOURCE into a temporary directory and load it; (library, None) or (None, why).
+
+    SYSVSHM_CC names a compiler for this interpreter's architecture (.ci/cross-arch sets it)."""
+    if os.environ.get("SYSVSHM_CC"):
+        cc = shlex.split(os.environ["SYSVSHM_CC"])
+        if not shutil.which(cc[0]):
+            return None, "SYSVSHM_CC=%s: not installed" % os.environ["SYSVSHM_CC"]
+    else:
+        found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if found is None:
+            return None, "no C compiler (cc)"
+        cc = [found]
     tmp = tempfile.mkdtemp(prefix="sysvshm-bench-")
     try:
         source, library = os.path.join(tmp, "floor.c"), os.path.join(tmp, "floor.so")
         with open(source, "w") as f:
             f.write(C_SOURCE)
-        done = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", library, source],
+        done = subprocess.run(cc + ["-O2", "-shared", "-fPIC", "-o", library, source],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True)
         if done.returncode != 0:
             return None, "cc failed: %s" % done.stdout.strip().splitlines()[-1:]
-        lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
+        try:
+            lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
+        except OSError as exc:             # e.g. the host's cc under another architecture
+            return None, "cannot load the C library: %s" % exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c_int, c_long = ctypes.c_int, ctypes.c_long
