@@ -58,6 +58,7 @@ WATCHDOG = 60.0      # seconds a forked ping-pong may take before both sides giv
 C_SOURCE = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,22 +128,28 @@ long long malloc_copy(const void *src, size_t len, long reps) {
 
 /* touch: 0 nothing, 1 memset (sysv_ipc's init_character fill), 2 MADV_POPULATE_WRITE,
    3 nothing, but attached as sysvshm does it: into an anonymous mapping reserved for it
-   (SHM_REMAP), and detached by unmapping that range. */
+   (SHM_REMAP) on an SHMLBA boundary (4 pages on 32-bit ARM, else a page), and detached by
+   unmapping that range. */
 long long shm_cycle(size_t size, long n, int touch) {
     long page = sysconf(_SC_PAGESIZE);
+    size_t lba = SHMLBA, reserved = size + lba - page;
     long long t0 = now_ns();
     for (long i = 0; i < n; i++) {
         int id = shmget(IPC_PRIVATE, size, IPC_CREAT | 0600);
         if (id < 0)
             return -errno;
         char *a;
+        void *r = MAP_FAILED;
         if (touch == 3) {
-            void *r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            a = r == MAP_FAILED ? (void *)-1 : shmat(id, r, SHM_REMAP);
+            r = mmap(NULL, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            a = r == MAP_FAILED ? (void *)-1
+                : shmat(id, (void *)(((uintptr_t)r + lba - 1) / lba * lba), SHM_REMAP);
         } else
             a = shmat(id, NULL, 0);
         if (a == (void *)-1) {
             int e = errno;
+            if (r != MAP_FAILED)
+                munmap(r, reserved);
             shmctl(id, IPC_RMID, NULL);
             return -e;
         }
@@ -152,7 +159,7 @@ long long shm_cycle(size_t size, long n, int touch) {
             for (size_t o = 0; o < size; o += page)
                 (void)*(volatile char *)(a + o);
         if (touch == 3)
-            munmap(a, size);
+            munmap(r, reserved);
         else
             shmdt(a);
         if (shmctl(id, IPC_RMID, NULL) != 0)
