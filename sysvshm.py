@@ -175,6 +175,33 @@ _LAYOUTS = {
     },
 }  # type: Dict[str, Dict[str, Tuple[int, _Fields]]]
 
+
+def _info_structs(ulong: str) -> "Dict[str, Tuple[int, _Fields]]":
+    """What IPC_INFO / SHM_INFO / SEM_INFO / MSG_INFO write in place of a *id_ds: struct shminfo
+    (the kernel's shminfo64, as glibc and musl pass IPC_64) and struct shm_info are words of
+    __kernel_ulong_t, code `ulong`; seminfo and msginfo are ints on every ABI."""
+    width = struct.calcsize(ulong)
+    shminfo = dict((name, (i * width, ulong)) for i, name in enumerate(
+        ("shmmax", "shmmin", "shmmni", "shmseg", "shmall")))
+    shm_info = dict((name, ((i + 1) * width, ulong)) for i, name in enumerate(
+        ("shm_tot", "shm_rss", "shm_swp", "swap_attempts", "swap_successes")))
+    shm_info["used_ids"] = (0, "i")
+    seminfo = dict((name, (i * 4, "i")) for i, name in enumerate(
+        ("semmap", "semmni", "semmns", "semmnu", "semmsl", "semopm", "semume", "semusz",
+         "semvmx", "semaem")))
+    msginfo = dict((name, (i * 4, "i")) for i, name in enumerate(
+        ("msgpool", "msgmap", "msgmax", "msgmnb", "msgmni", "msgssz", "msgtql")))
+    return {"shminfo": (9 * width, shminfo), "shm_info": (6 * width, shm_info),
+            "seminfo": (40, seminfo), "msginfo": (32, msginfo)}
+
+
+# __kernel_ulong_t is 64-bit on x86_64 (and x32, whose C long is 32-bit), asm-generic 64-bit and
+# s390x; 32-bit on i386 and arm.
+_INFO_64, _INFO_32 = _info_structs("Q"), _info_structs("I")
+for _abi, _info in (("x86_64", _INFO_64), ("generic64", _INFO_64), ("generic32", _INFO_32),
+                    ("s390x", _INFO_64)):
+    _LAYOUTS[_abi].update(_info)
+
 # ELF e_machine -> the name multiarch triplets use (elf.h: EM_386, EM_ARM, EM_S390, EM_X86_64,
 # EM_AARCH64, EM_RISCV, EM_LOONGARCH).
 _ELF_MACHINES = {3: "i386", 40: "arm", 22: "s390x", 62: "x86_64", 183: "aarch64", 243: "riscv",
@@ -232,8 +259,12 @@ def _detect_abi(multiarch: "Optional[str]" = None, bits: "Optional[int]" = None,
                       "refusing to guess" % (multiarch or "an unknown architecture", bits, byteorder))
 
 
-ABI = _detect_abi()
+_ARCH = _interpreter_arch()
+ABI = _detect_abi(_ARCH)
 _LAYOUT = _LAYOUTS[ABI]
+# SHMLBA, the boundary shmat() wants an address on (glibc's bits/shmlba.h): four pages on 32-bit
+# ARM, whose kernel refuses (EINVAL) any other address without SHM_RND, as qemu-user does for it.
+_SHMLBA = 4 * PAGE_SIZE if ABI == "generic32" and _ARCH.startswith("arm") else PAGE_SIZE
 
 # --- libc and its prototypes ---------------------------------------------------------------------
 # CDLL(None) is the running process's libc on glibc and musl alike (find_library may return None on
@@ -869,13 +900,14 @@ class SharedMemory(_Permissions):
         import mmap
         readonly = bool(flags & SHM_RDONLY)
         prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
-        align = self._align
+        align = self._align          # the mapping's granularity: a page, or a huge page
         while True:
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
-            reservation = mmap.mmap(-1, length + align - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
+            boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
+            reservation = mmap.mmap(-1, length + boundary - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
                                     prot=prot)
             start = _address_of(reservation)
-            address = start if align == PAGE_SIZE else _round_up(start, align)
+            address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
             result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
@@ -908,8 +940,12 @@ class SharedMemory(_Permissions):
                                       "(memoryview.toreadonly); attach without an address")
         result = _shmat(self._id, address, flags)
         if result == _MAP_FAILED:
-            raise _error(_get_errno(), "shmat(id=%d, address=%#x, flags=%#o)"
-                         % (self._id, address, flags))
+            err = _get_errno()
+            call = "shmat(id=%d, address=%#x, flags=%#o)" % (self._id, address, flags)
+            if err == _errno.EINVAL and address % _SHMLBA and not flags & SHM_RND:
+                call += " (the address must be a multiple of SHMLBA, %d, or use SHM_RND)" \
+                    % _SHMLBA
+            raise _error(err, call)
         length = _round_up(max(self._size, 1), PAGE_SIZE)
         owner = (ctypes.c_ubyte * length).from_address(result)
         state = [result, length, False]
@@ -1544,21 +1580,40 @@ def _msg_type(value: "Any", receive: bool) -> int:
     return checked
 
 
-def _probe_msg() -> "Tuple[Tuple[int, ...], Tuple[int, ...]]":
-    """A private queue holding one message: a wrong msqid_ds layout would read plausible garbage
-    (qnum, cbytes, lspid, qbytes are all at risk)."""
+def _probe_msg() -> "Tuple[Tuple[Any, ...], Tuple[Any, ...]]":
+    """A private queue, stat'ed holding one message and again once it is received: a wrong
+    msqid_ds layout would read plausible garbage (qnum, cbytes, the two pids and qbytes are all
+    at risk)."""
     ident = _check(_libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600), lambda: "msgget(IPC_PRIVATE)",
                    gone=False)
+    raws = []
     try:
         message = _MsgBuffer(5)
         message.mtype.value = 3
         _check(_libc.msgsnd(ident, message.ref, 5, IPC_NOWAIT), lambda: "msgsnd(IPC_PRIVATE)")
-        stat = _raw_stat("msg", ident)
+        for received in (False, True):
+            if received:
+                _check(_libc.msgrcv(ident, message.ref, 5, 0, IPC_NOWAIT),
+                       lambda: "msgrcv(IPC_PRIVATE)")
+            buf = ctypes.create_string_buffer(_LAYOUT["msg"][0])
+            _check(_ctl("msg", ident, _IPC_STAT, buf), lambda: "msgctl(IPC_STAT)")
+            raws.append(buf.raw)
     finally:
         _libc.msgctl(ident, _IPC_RMID, None)
-    msgmnb = _msg_limit("msgmnb")
-    return ((stat["qnum"], stat["cbytes"], stat["lspid"], stat["lrpid"], stat["mode"] & 0o777,
-             stat["qbytes"]), (1, 5, os.getpid(), 0, 0o600, msgmnb or stat["qbytes"]))
+    full, empty = _unpack("msg", raws[0]), _unpack("msg", raws[1])
+    pid, msgmnb = os.getpid(), _msg_limit("msgmnb")
+    pids = [(pid, 0), (pid, pid)]       # (lspid, lrpid): sent by us, then received by us
+    seen_pids = [(full["lspid"], full["lrpid"]), (empty["lspid"], empty["lrpid"])]
+    if seen_pids != pids and _MTEXT == 8:
+        # qemu-user (7.2; fixed upstream in 2025) writes msg_lspid and msg_lrpid as two 8-byte
+        # longs on 64-bit guests, where the kernel has two 4-byte pid_t: that exact pattern
+        # passes (the rest of the layout is checked as usual; only these two attributes then
+        # read wrong, and only under that emulator).
+        offset = _LAYOUT["msg"][1]["lspid"][0]
+        if [struct.unpack_from("=qq", raw, offset) for raw in raws] == pids:
+            seen_pids = pids
+    return ((full["qnum"], full["cbytes"], empty["qnum"], empty["cbytes"], full["mode"] & 0o777,
+             full["qbytes"], seen_pids), (1, 5, 0, 0, 0o600, msgmnb or full["qbytes"], pids))
 
 
 _PROBES["msg"] = _probe_msg
@@ -2026,12 +2081,13 @@ def _cli_find(kind: str, ident: int) -> "_CliRecord":
     raise _CliError("id %d not found" % ident)
 
 
-def _cli_info_struct(kind: str, cmd: int, layout: str) -> "Tuple[int, ...]":
-    """shm_info/seminfo/msginfo (SHM_INFO, IPC_INFO, ...) as a tuple, in native alignment."""
-    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], 128))
+def _cli_info_struct(kind: str, cmd: int, info: str) -> "Dict[str, int]":
+    """The struct `info` (shminfo, shm_info, seminfo, msginfo) that the *ctl command `cmd`
+    (IPC_INFO, SHM_INFO, ...) writes, decoded with the ABI's declared layout."""
+    buf = ctypes.create_string_buffer(max(_LAYOUT[kind][0], _LAYOUT[info][0], 128))
     if _ctl(kind, 0, cmd, buf) < 0:
         raise _error(_get_errno(), "%sctl(0, %d)" % (kind, cmd))
-    return struct.unpack_from(layout, buf.raw)
+    return _unpack(info, buf.raw)
 
 
 def _cli_sysctl_ints(name: str, count: int) -> "Optional[List[int]]":
@@ -2049,22 +2105,28 @@ def _cli_limits(kind: str) -> "Dict[str, int]":
         found = [_cli_sysctl_ints(name, 1) for name in ("shmmax", "shmall", "shmmni")]
         if all(found):
             shmmax, shmall, shmmni = [numbers[0] for numbers in found if numbers]
-        else:   # struct shminfo: shmmax, shmmin, shmmni, shmseg, shmall (unsigned long)
-            shmmax, _, shmmni, _, shmall = _cli_info_struct("shm", _CLI_IPC_INFO, "@5L")
+        else:
+            # A 32-bit process on a 64-bit kernel is told shmmax clamped to INT_MAX and shmall
+            # cut to 32 bits (the kernel's compat_shminfo64); qemu-user cuts both to 32 bits.
+            info = _cli_info_struct("shm", _CLI_IPC_INFO, "shminfo")
+            shmmax, shmmni, shmall = info["shmmax"], info["shmmni"], info["shmall"]
         return {"shmmax": shmmax, "shmall": shmall, "shmmni": shmmni, "shmmin": 1}
     if kind == "sem":
         sem = _cli_sysctl_ints("sem", 4)
         if sem:
             semmsl, semmns, semopm, semmni = sem
-        else:   # struct seminfo: semmap, semmni, semmns, semmnu, semmsl, semopm, ...
-            _, semmni, semmns, _, semmsl, semopm = _cli_info_struct("sem", _CLI_IPC_INFO, "@6i")
+        else:
+            info = _cli_info_struct("sem", _CLI_IPC_INFO, "seminfo")
+            semmni, semmns, semmsl, semopm = (info["semmni"], info["semmns"], info["semmsl"],
+                                              info["semopm"])
         return {"semmni": semmni, "semmsl": semmsl, "semmns": semmns, "semopm": semopm,
                 "semvmx": SEMAPHORE_VALUE_MAX}
     found = [_cli_sysctl_ints(name, 1) for name in ("msgmni", "msgmnb", "msgmax")]
     if all(found):
         msgmni, msgmnb, msgmax = [numbers[0] for numbers in found if numbers]
-    else:       # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, ...
-        _, _, msgmax, msgmnb, msgmni = _cli_info_struct("msg", _CLI_IPC_INFO, "@5i")
+    else:
+        info = _cli_info_struct("msg", _CLI_IPC_INFO, "msginfo")
+        msgmni, msgmnb, msgmax = info["msgmni"], info["msgmnb"], info["msgmax"]
     return {"msgmni": msgmni, "msgmax": msgmax, "msgmnb": msgmnb}
 
 
@@ -2590,18 +2652,19 @@ def _cli_summary(args: "Any") -> int:
     kinds = _cli_kinds(args)
     found = {}  # type: Dict[str, Dict[str, int]]
     for kind in kinds:
-        if kind == "msg":   # struct msginfo: msgpool, msgmap, msgmax, msgmnb, msgmni, msgssz,
-            #                                  msgtql
-            info = _cli_info_struct("msg", _CLI_INFO["msg"], "@7i")
-            found[kind] = {"allocated_queues": info[0], "used_headers": info[1],
-                           "used_space": info[6]}
-        elif kind == "shm":  # struct shm_info: int used_ids; unsigned long shm_tot, rss, swp, ...
-            info = _cli_info_struct("shm", _CLI_INFO["shm"], "@i5L")
-            found[kind] = dict(zip(("segments_allocated", "pages_allocated", "pages_resident",
-                                    "pages_swapped", "swap_attempts", "swap_successes"), info))
-        else:               # struct seminfo: ..., semusz (sets in use), semvmx, semaem (sems)
-            info = _cli_info_struct("sem", _CLI_INFO["sem"], "@10i")
-            found[kind] = {"used_arrays": info[7], "allocated_semaphores": info[9]}
+        if kind == "msg":   # MSG_INFO fills msginfo with counts instead of limits
+            info = _cli_info_struct("msg", _CLI_INFO["msg"], "msginfo")
+            found[kind] = {"allocated_queues": info["msgpool"], "used_headers": info["msgmap"],
+                           "used_space": info["msgtql"]}
+        elif kind == "shm":
+            info = _cli_info_struct("shm", _CLI_INFO["shm"], "shm_info")
+            found[kind] = dict((name, info[field]) for name, field in (
+                ("segments_allocated", "used_ids"), ("pages_allocated", "shm_tot"),
+                ("pages_resident", "shm_rss"), ("pages_swapped", "shm_swp"),
+                ("swap_attempts", "swap_attempts"), ("swap_successes", "swap_successes")))
+        else:               # SEM_INFO: semusz = sets in use, semaem = semaphores
+            info = _cli_info_struct("sem", _CLI_INFO["sem"], "seminfo")
+            found[kind] = {"used_arrays": info["semusz"], "allocated_semaphores": info["semaem"]}
     if args.json:
         _cli_print_json(dict((_CLI_JSON_KIND[kind], found[kind]) for kind in kinds))
         return 0

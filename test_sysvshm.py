@@ -30,6 +30,7 @@ import os
 import random
 import re
 import select
+import shlex
 import shutil
 import signal
 import struct
@@ -53,6 +54,17 @@ DEADLINE = 20.0 * SCALE          # for waits that must end quickly when things w
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPYTHON = sys.implementation.name == "cpython"
 CREATED = {"shm": set(), "sem": set(), "msg": set()}   # ids this run created
+# Under qemu-user (.ci/cross-arch), a 32-bit guest's address space is one range qemu reserves
+# on the host (reserved_va): a range the guest unmapped is still mapped PROT_NONE on the host
+# (seen in the host's /proc/PID/maps), and qemu 7.2 passes an explicit shmat() address on
+# without SHM_REMAP, so the host refuses it (EINVAL) even where the guest sees nothing mapped.
+EMULATOR = os.environ.get("SYSVSHM_EMULATOR")      # the qemu-user binary, under .ci/cross-arch
+QEMU_RESERVED_VA = bool(EMULATOR) and ctypes.sizeof(ctypes.c_void_p) == 4
+# qemu-user 7.2 writes msg_lspid/msg_lrpid as 64-bit longs on 64-bit guests (fixed upstream in
+# 2025): under it, those two fields are wrong whatever the layout says.  Raw IPC_STAT bytes
+# 96..111 after a send and a receive by pid 0x75fe, s390x: 00000000000075fe 00000000000075fe
+# (the kernel's layout, x86_64: fe750000fe750000 0000000000000000).
+QEMU_MSG_PIDS_WRONG = bool(EMULATOR) and ctypes.sizeof(ctypes.c_void_p) == 8
 
 try:
     import numpy
@@ -552,7 +564,9 @@ class TestSharedMemory(Base):
                            ctypes.c_char_p * 2, Linked * 3):
             with self.assertRaises(TypeError):     # ctypes would follow what is stored there
                 mem.as_ctypes(pointerish)
-        self.assertEqual(mem.as_ctypes(ctypes.c_void_p, 8).value, 0xDEADBEEF | 7 << 32)
+        pointer = ctypes.sizeof(ctypes.c_void_p)  # the words at 8, read as this ABI's void *
+        self.assertEqual(mem.as_ctypes(ctypes.c_void_p, 8).value,
+                         int.from_bytes(mem.read(pointer, 8), sys.byteorder))
         del header, words, everything, tail
 
     @unittest.skipIf(numpy is None, "numpy is not installed")
@@ -598,6 +612,14 @@ class TestSharedMemory(Base):
         self.assertEqual(mem.number_attached, 1)
         self.assertIsInstance(address, int)
 
+    def test_attach_reserves_on_the_shmlba_boundary(self):
+        # shmat() takes only multiples of SHMLBA (4 pages on 32-bit ARM): the reservation is
+        # aligned to it at page granularity, not retried at huge-page alignment (2 MiB).
+        mem = self.new_shm(3333)
+        page, lba = sysvshm.PAGE_SIZE, sysvshm._SHMLBA
+        self.assertEqual((mem.address % lba, mem._align), (0, page))
+        self.assertLessEqual(len(mem._owner), page + lba - page)
+
     def test_read_only_attach(self):
         mem = self.new_shm(3333)
         mem.write(b"hello")
@@ -634,15 +656,38 @@ class TestSharedMemory(Base):
     def test_explicit_address(self):
         import mmap
 
+        lba = sysvshm._SHMLBA             # shmat's boundary: 4 pages on 32-bit ARM
+
         def free_address():
-            probe = mmap.mmap(-1, 3 * sysvshm.PAGE_SIZE)
-            address = sysvshm._address_of(probe)
+            probe = mmap.mmap(-1, 3 * sysvshm.PAGE_SIZE + lba)
+            address = -(-sysvshm._address_of(probe) // lba) * lba
             probe.close()                    # a range that is free now: attach exactly there
             return address
         mem = self.new_shm(3 * sysvshm.PAGE_SIZE)
         mem.write(b"where")
         mem.detach()
+        with self.assertRaises(ValueError):
+            mem.attach(None, sysvshm.SHM_REMAP)
+        with self.assertRaises(ValueError):      # it would replace what is mapped there
+            mem.attach(free_address(), sysvshm.SHM_REMAP)
+        self.assertFalse(mem.attached)
+        for off in ((1, sysvshm.PAGE_SIZE) if lba > sysvshm.PAGE_SIZE else (1,)):
+            address = free_address()          # (PyPy's detach leaves the old range mapped)
+            with self.assertRaises(sysvshm.Error) as caught:
+                mem.attach(address + off)     # off the boundary: EINVAL, and the error says why
+            self.assertEqual(caught.exception.errno, errno.EINVAL)
+            self.assertIn("multiple of SHMLBA, %d" % lba, str(caught.exception))
+            if not QEMU_RESERVED_VA:
+                mem.attach(address + off, sysvshm.SHM_RND)      # rounded down to the boundary
+                self.assertEqual(mem.address, address)
+                mem.detach()
         address = free_address()
+        if QEMU_RESERVED_VA:
+            with self.assertRaises(sysvshm.Error) as caught:
+                mem.attach(address)           # free and on the boundary, yet refused there
+            self.assertEqual(caught.exception.errno, errno.EINVAL)
+            self.skipTest("qemu-user with a 32-bit guest refuses every explicit shmat() address "
+                          "(QEMU_RESERVED_VA); checked: the SHMLBA errors, and that refusal")
         mem.attach(address)
         self.assertEqual(mem.address, address)
         self.assertEqual(mem.read(5), b"where")
@@ -660,11 +705,6 @@ class TestSharedMemory(Base):
             with self.assertRaises(PermissionError):
                 mem.write(b"x")
             mem.detach()
-        with self.assertRaises(ValueError):
-            mem.attach(None, sysvshm.SHM_REMAP)
-        with self.assertRaises(ValueError):      # it would replace what is mapped there
-            mem.attach(free_address(), sysvshm.SHM_REMAP)
-        self.assertFalse(mem.attached)
 
     def test_remove_marks_for_destruction(self):
         mem = sysvshm.SharedMemory(None, IPC_CREX, size=4096)
@@ -856,6 +896,8 @@ class TestCrashIsolation(Base):
         """)
         self.assertEqual(out.strip(), "ok")
 
+    @unittest.skipIf(QEMU_RESERVED_VA, "qemu-user with a 32-bit guest refuses every explicit "
+                     "shmat() address (QEMU_RESERVED_VA)")
     def test_views_of_an_explicit_address_attach_outlive_it(self):
         out = self.assertPythonOk("""
             import atexit, gc, mmap, sys, sysvshm
@@ -864,8 +906,9 @@ class TestCrashIsolation(Base):
             mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, size=8192)
             mem.write(b"kept")
             mem.detach()
-            probe = mmap.mmap(-1, 8192)
-            address = sysvshm._address_of(probe)
+            lba = sysvshm._SHMLBA              # shmat's boundary: 4 pages on 32-bit ARM
+            probe = mmap.mmap(-1, 8192 + lba)
+            address = -(-sysvshm._address_of(probe) // lba) * lba
             probe.close()
             mem.attach(address)
             mem.remove()                       # destroyed with the last attachment
@@ -1543,6 +1586,51 @@ int main(int argc, char **argv) {
 """
 
 
+# The C programs below are built for the running interpreter's architecture: with SYSVSHM_CC
+# (default cc) and run behind SYSVSHM_RUN_PREFIX (default nothing), which .ci/cross-arch sets to
+# the target's cross compiler and its qemu-user binary.  A program from SYSVSHM_CC is linked
+# -static: the host has no shared libc of the target's for it.
+C_COMPILER = shlex.split(os.environ.get("SYSVSHM_CC") or "cc")
+C_LINK = ["-static"] if os.environ.get("SYSVSHM_CC") else []
+C_RUN_PREFIX = shlex.split(os.environ.get("SYSVSHM_RUN_PREFIX", ""))
+
+
+def elf_ident(path):
+    """(ELF class, byte order, e_machine) of an executable, or None."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
+        return None
+    return header[4], header[5], struct.unpack_from("<H" if header[5] == 1 else ">H", header,
+                                                      18)[0]
+
+
+def build_c_program(folder, name, text):
+    """Compile `text` into folder/name for this interpreter's architecture (raises SkipTest
+    where no such compiler is at hand); returns the command line that runs it."""
+    if not shutil.which(C_COMPILER[0]):
+        raise unittest.SkipTest("no C compiler: %s not installed%s" % (
+            C_COMPILER[0], " (SYSVSHM_CC)" if C_LINK else ""))
+    source, program = os.path.join(folder, name + ".c"), os.path.join(folder, name)
+    with open(source, "w") as f:
+        f.write(text)
+    proc = subprocess.run(C_COMPILER + C_LINK + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o",
+                                                 program, source],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=120 * SCALE)
+    if proc.returncode != 0:
+        if C_LINK:          # SYSVSHM_CC: a cross toolchain without its libc, for example
+            raise unittest.SkipTest("SYSVSHM_CC=%s cannot build the C program: %s" % (
+                os.environ["SYSVSHM_CC"], proc.stdout.strip()[-300:]))
+        raise AssertionError("%s failed:\n%s" % (" ".join(C_COMPILER), proc.stdout))
+    ours, theirs = elf_ident("/proc/self/exe"), elf_ident(program)
+    if ours != theirs:
+        raise unittest.SkipTest("%s builds (ELF class, data, machine) %s, this interpreter is %s: "
+                                "set SYSVSHM_CC to a compiler for it" % (" ".join(C_COMPILER),
+                                                                          theirs, ours))
+    return C_RUN_PREFIX + [program]
+
+
 class Shared(ctypes.Structure):
     _fields_ = [("status", ctypes.c_uint32), ("magic", ctypes.c_uint32),
                 ("length", ctypes.c_uint64)]
@@ -1553,19 +1641,17 @@ def pattern(length):
     return (unit * (length // 256 + 1))[:length]
 
 
-@unittest.skipUnless(shutil.which("cc"), "no C compiler")
 class TestInteropWithC(Base):
     SIZE = 16 * 1024 * 1024 + 24
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
-        source = os.path.join(cls.tmp, "program_a.c")
-        with open(source, "w") as f:
-            f.write(C_PROGRAM)
-        cls.program = os.path.join(cls.tmp, "program_a")
-        subprocess.run(["cc", "-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", cls.program, source],
-                       check=True)
+        try:
+            cls.program = build_c_program(cls.tmp, "program_a", C_PROGRAM)
+        except BaseException:
+            shutil.rmtree(cls.tmp)
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -1573,7 +1659,7 @@ class TestInteropWithC(Base):
 
     def test_c_creates_python_attaches(self):
         key, semkey = random_key(), random_key()
-        proc = subprocess.Popen([self.program, "create", str(key), str(semkey), str(self.SIZE)],
+        proc = subprocess.Popen(self.program + ["create", str(key), str(semkey), str(self.SIZE)],
                                 stdout=subprocess.PIPE, universal_newlines=True)
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
@@ -1602,8 +1688,9 @@ class TestInteropWithC(Base):
         header = mem.as_ctypes(Shared)
         header.magic, header.length = 0x53595356, self.SIZE - ctypes.sizeof(Shared)
         mem.buf[ctypes.sizeof(Shared):] = pattern(header.length)
-        proc = subprocess.Popen([self.program, "attach", str(mem.key), str(semset.key),
-                                 str(self.SIZE)], stdout=subprocess.PIPE, universal_newlines=True)
+        proc = subprocess.Popen(self.program + ["attach", str(mem.key), str(semset.key),
+                                                str(self.SIZE)],
+                                stdout=subprocess.PIPE, universal_newlines=True)
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
         semset[0].release()
@@ -1697,10 +1784,57 @@ def cli(*argv, **patches):
 
 
 FALLBACK = {"_cli_sysvipc": "/nonexistent/sysvipc", "_cli_sysctl": "/nonexistent/sysctl"}
+if QEMU_MSG_PIDS_WRONG:
+    # The fallback decodes msqid_ds as the emulator wrote it: there, the two pids are 8-byte
+    # longs at lspid's offset (see QEMU_MSG_PIDS_WRONG), so read them there and compare them
+    # with util-linux's like every other field.
+    _msg_size, _msg_fields = sysvshm._LAYOUT["msg"]
+    _lspid = _msg_fields["lspid"][0]
+    FALLBACK["_LAYOUT"] = dict(sysvshm._LAYOUT, msg=(_msg_size, dict(
+        _msg_fields, lspid=(_lspid, "q"), lrpid=(_lspid + 8, "q"))))
 SOURCES = (("proc", {}), ("fallback", FALLBACK),
            # *_STAT_ANY refused (as by Linux < 4.17): the loop must go on with *_STAT.
            ("fallback-stat", dict(FALLBACK, _CLI_STAT={"shm": (999, 13), "sem": (999, 18),
                                                        "msg": (999, 11)})))
+
+
+def shm_limits_through_ipc_info(limits):
+    """The kernel's shm limits (shmmax, shmall, shmmni) as IPC_INFO tells them to this process.
+
+    A 64-bit process gets the kernel's words.  A 32-bit one on a 64-bit kernel gets the
+    kernel's compat_shminfo64: shmmax clamped to INT_MAX, shmall cut to 32 bits (seen on i386:
+    IPC_INFO writes ffffff7f 01000000 00100000 00100000 fffffffe and 16 zero bytes).  Under
+    qemu-user its struct target_shminfo of five 32-bit words gets both cut to 32 bits (seen on
+    armhf: fffffffe 01000000 00100000 00100000 fffffffe).  On a 32-bit kernel they fit."""
+    if ctypes.sizeof(ctypes.c_void_p) == 8:
+        return dict(limits)
+    cut = dict(limits, shmmax=limits["shmmax"] & 0xFFFFFFFF, shmall=limits["shmall"] & 0xFFFFFFFF)
+    if EMULATOR:
+        return cut
+    machine = os.uname().machine
+    if "64" in machine or machine == "s390x":
+        return dict(cut, shmmax=min(limits["shmmax"], 2 ** 31 - 1))
+    return dict(limits)
+
+
+def ipc_info_sysctl():
+    """A copy of /proc/sys/kernel's IPC limits with the shm ones as IPC_INFO tells them to this
+    process (a folder to point _cli_sysctl at), or None where IPC_INFO tells them unchanged.
+    ls/limits from the IPC_INFO fallback must then print what they print from that folder."""
+    names = ("shmmax", "shmall", "shmmni", "sem", "msgmni", "msgmnb", "msgmax")
+    values = {}
+    for name in names:
+        with open("/proc/sys/kernel/" + name) as f:
+            values[name] = f.read()
+    real = dict((name, int(values[name])) for name in ("shmmax", "shmall", "shmmni"))
+    seen = shm_limits_through_ipc_info(real)
+    if seen == real:
+        return None
+    directory = tempfile.mkdtemp(prefix="sysvshm-sysctl-")
+    for name in names:
+        with open(os.path.join(directory, name), "w") as f:
+            f.write("%d\n" % seen[name] if name in seen else values[name])
+    return directory
 
 
 def run(argv, user=None):
@@ -2075,16 +2209,35 @@ class ListingTest(Objects, unittest.TestCase):
                         for field, value in theirs[ident].items():
                             if value is None and (kind, field) in lsipc_nulls:
                                 continue
+                            if field == "command" and EMULATOR and \
+                                    ours[ident]["cpid"] == os.getpid():
+                                self.assert_qemu_own_command(ours[ident][field], value)
+                                continue
                             self.assertEqual(None if ours[ident][field] is None
                                              else str(ours[ident][field]), value,
                                              "%s id %d: %s" % (kind, ident, field))
+
+    def assert_qemu_own_command(self, ours, theirs):
+        """qemu-user shows an emulated process its *own* /proc/PID/cmdline as the guest's argv
+        (`ARGV0 ARGS...`); every other process, lsipc on the host included, reads the real one
+        (`qemu-ARCH -L ROOT -0 ARGV0 EXE ARGS...`).  So for a segment this process created,
+        ours is what we see, and theirs is that with qemu's own words in front."""
+        with open("/proc/%d/cmdline" % os.getpid(), "rb") as cmdline:
+            seen = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        self.assertEqual(ours, seen)
+        real, fake = theirs.split(), seen.split()
+        self.assertEqual(os.path.basename(real[0]), os.path.basename(EMULATOR), theirs)
+        argv0 = real.index("-0") + 1
+        self.assertEqual([real[argv0]] + real[argv0 + 2:], fake, theirs)
 
     def test_sources_agree(self):
         for kind in ("shm", "sem", "msg"):
             proc = dict((r["id"], r) for r in sysvshm._cli_proc_records(kind))
             for name, patches in SOURCES[1:]:
                 with mock.patch.object(sysvshm, "_CLI_STAT", patches.get("_CLI_STAT",
-                                                                         sysvshm._CLI_STAT)):
+                                                                         sysvshm._CLI_STAT)), \
+                        mock.patch.object(sysvshm, "_LAYOUT", patches.get("_LAYOUT",
+                                                                          sysvshm._LAYOUT)):
                     scanned = dict((r["id"], r) for r in sysvshm._cli_scan_records(kind))
                 for ident in self.ours[kind]:
                     with self.subTest(kind=kind, source=name, id=ident):
@@ -2167,10 +2320,19 @@ def _private_scenario():
              (["info", "-m", dest.id], ["ipcs", "-m", "-i", dest.id]),
              (["info", "-s", sems.id], ["ipcs", "-s", "-i", sems.id]),
              (["info", "-q", msqid], ["ipcs", "-q", "-i", msqid])]
+    narrowed = ipc_info_sysctl()        # None where IPC_INFO tells the limits unchanged
     for source, patches in SOURCES:
         for ours, theirs in pairs:
-            results.append([source, ours[0], " ".join(map(str, theirs)),
-                            list(cli(*ours, **patches)), list(run(theirs))])
+            tool = " ".join(map(str, theirs))
+            if ours[0] == "limits" and source != "proc" and narrowed:
+                # ours from proc (== ipcs, above) with the values IPC_INFO gives us
+                expected = cli(*ours, _cli_sysctl=narrowed)
+                tool += ", limits as IPC_INFO tells them"
+            else:
+                expected = run(theirs)
+            results.append([source, ours[0], tool, list(cli(*ours, **patches)), list(expected)])
+    if narrowed:
+        shutil.rmtree(narrowed)
     mine = json.loads(cli("limits", "--json")[1])["ipclimits"]
     used = dict((r["resource"], r["used"]) for r in mine)
     # ipcs -u's "allocated semaphores" is the kernel's count (SEM_INFO semaem).
@@ -2438,15 +2600,24 @@ class LimitsTest(unittest.TestCase):
             with self.subTest(kind=kind):
                 with mock.patch.object(sysvshm, "_cli_sysctl", "/nonexistent"):
                     fallback = sysvshm._cli_limits(kind)
-                self.assertEqual(sysvshm._cli_limits(kind), fallback)
+                expected = sysvshm._cli_limits(kind)
+                if kind == "shm":       # unchanged for a 64-bit process
+                    expected = shm_limits_through_ipc_info(expected)
+                self.assertEqual(expected, fallback)
 
     @needs("ipcs")
     def test_limits_match_ipcs(self):
+        narrowed = ipc_info_sysctl()    # None where IPC_INFO tells the limits unchanged
+        if narrowed:
+            self.addCleanup(shutil.rmtree, narrowed)
         for options in ([], ["-b"], ["-m"], ["-s", "-q"]):
             for source, patches in SOURCES[:2]:
                 with self.subTest(options=options, source=source):
-                    self.assertEqual(cli("limits", *options, **patches),
-                                     run(["ipcs", "-l"] + options))
+                    if source == "proc" or not narrowed:
+                        expected = run(["ipcs", "-l"] + options)
+                    else:               # from proc (== ipcs) with the values IPC_INFO gives
+                        expected = cli("limits", *options, _cli_sysctl=narrowed)
+                    self.assertEqual(cli("limits", *options, **patches), expected)
 
     @needs("lsipc")
     def test_limits_json_matches_lsipc(self):
@@ -2875,6 +3046,21 @@ class TestMessageQueue(MQBase):
         big.send(b"x" * 50)
         self.assertEqual(big.current_messages, 1)
 
+    def test_layout_self_check_refuses_a_wrong_msqid_ds(self):
+        sysvshm.MessageQueue(IPC_PRIVATE).remove()      # the real layout passes
+        fields = sysvshm._LAYOUT["msg"][1]
+        wrong = [{"lspid": fields["lrpid"], "lrpid": fields["lspid"]},    # pids swapped
+                 {"qnum": fields["cbytes"], "cbytes": fields["qnum"]},
+                 {"qbytes": (fields["qbytes"][0] + 8, fields["qbytes"][1])}]
+        if not QEMU_MSG_PIDS_WRONG:     # (qemu's own pid placement is accepted there)
+            wrong.append({"lrpid": (fields["lrpid"][0] + 4, fields["lrpid"][1])})  # a zero
+        for change in wrong:
+            with self.subTest(change=change), mock.patch.dict(fields, change), \
+                    mock.patch.object(sysvshm, "_checked", sysvshm._checked - {"msg"}):
+                with self.assertRaises(sysvshm.InternalError) as caught:
+                    self.new_mq(IPC_PRIVATE)
+                self.assertIn("self-check failed", str(caught.exception))
+
     def test_msgmax_lowered_later_gives_a_clear_error(self):
         unshare = shutil.which("unshare")
         if os.geteuid() != 0 or unshare is None:
@@ -3191,11 +3377,14 @@ MQ_C_PROGRAM = r"""
 #include <sys/msg.h>
 
 struct record { int32_t seq; int32_t flags; double value; char name[16]; };
-struct message { long mtype; struct record r; };
+/* The text starts right after the long, as msgsnd/msgrcv read it: a `struct record r` member
+   would be padded to double's alignment where that exceeds long's (8 vs 4 on 32-bit ARM). */
+struct message { long mtype; char mtext[sizeof(struct record)]; };
 
 int main(int argc, char **argv) {
     int qid, i, n;
     struct message m;
+    struct record r;
     if (argc != 4) return 2;
     alarm(TIMEOUT);
     qid = msgget((key_t)strtol(argv[2], NULL, 0), 0);
@@ -3203,22 +3392,24 @@ int main(int argc, char **argv) {
     if (qid < 0) { perror("msgget"); return 3; }
     if (strcmp(argv[1], "send") == 0) {
         for (i = 0; i < n; i++) {
-            memset(&m, 0, sizeof m);
+            memset(&r, 0, sizeof r);
             m.mtype = 1 + i % 3;
-            m.r.seq = i; m.r.flags = -i; m.r.value = i * 0.5;
-            snprintf(m.r.name, sizeof m.r.name, "c-%d", i);
-            if (msgsnd(qid, &m, sizeof m.r, 0) != 0) { perror("msgsnd"); return 4; }
+            r.seq = i; r.flags = -i; r.value = i * 0.5;
+            snprintf(r.name, sizeof r.name, "c-%d", i);
+            memcpy(m.mtext, &r, sizeof r);
+            if (msgsnd(qid, &m, sizeof r, 0) != 0) { perror("msgsnd"); return 4; }
         }
         printf("sent %d\n", n);
         return 0;
     }
     for (i = 0; i < n; i++) {
         char name[16];
-        ssize_t got = msgrcv(qid, &m, sizeof m.r, 0, 0);
-        if (got != (ssize_t)sizeof m.r) { perror("msgrcv"); return 5; }
+        ssize_t got = msgrcv(qid, &m, sizeof m.mtext, 0, 0);
+        if (got != (ssize_t)sizeof r) { perror("msgrcv"); return 5; }
+        memcpy(&r, m.mtext, sizeof r);
         snprintf(name, sizeof name, "py-%d", i);
-        if (m.mtype != 10 + i || m.r.seq != i || m.r.flags != 2 * i || m.r.value != i * 1.5
-                || strcmp(m.r.name, name) != 0) {
+        if (m.mtype != 10 + i || r.seq != i || r.flags != 2 * i || r.value != i * 1.5
+                || strcmp(r.name, name) != 0) {
             printf("mismatch at %d\n", i);
             return 6;
         }
@@ -3235,24 +3426,22 @@ class Record(ctypes.Structure):
                 ("name", ctypes.c_char * 16)]
 
 
-@unittest.skipUnless(shutil.which("cc"), "no C compiler")
 class TestMessageQueueInteropWithC(MQBase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
-        source = os.path.join(cls.tmp, "mq.c")
-        with open(source, "w") as f:
-            f.write(MQ_C_PROGRAM)
-        cls.program = os.path.join(cls.tmp, "mq")
-        subprocess.run(["cc", "-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", cls.program, source],
-                       check=True)
+        try:
+            cls.program = build_c_program(cls.tmp, "mq", MQ_C_PROGRAM)
+        except BaseException:
+            shutil.rmtree(cls.tmp)
+            raise
 
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp)
 
     def run_c(self, *args):
-        return subprocess.run([self.program] + [str(a) for a in args], stdout=subprocess.PIPE,
+        return subprocess.run(self.program + [str(a) for a in args], stdout=subprocess.PIPE,
                               universal_newlines=True, timeout=DEADLINE)
 
     def test_c_sends_structs_python_receives(self):
@@ -3532,11 +3721,6 @@ if __name__ == "__main__":
 # Not tested here: the time fields after 2038 on 32-bit ABIs (the high words are checked to be
 # where they are, not to carry a value), musl on anything but x86_64, x32, riscv64, loongarch64.
 
-# qemu-user 7.2 writes msg_lspid/msg_lrpid as 64-bit longs on 64-bit guests (fixed upstream in
-# 2025): under it, those two fields are wrong whatever the layout says.
-QEMU_MSG_PIDS_WRONG = bool(os.environ.get("SYSVSHM_EMULATOR")) and ctypes.sizeof(
-    ctypes.c_void_p) == 8
-
 _PROBE_C = r"""
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -3554,10 +3738,16 @@ _PROBE_C = r"""
 # define PERM_KEY __key
 # define MSG_CBYTES __msg_cbytes
 # define TIME32 (__TIMESIZE == 32)
+# define SHM_USED_IDS used_ids
+# define SHM_SWAP_ATTEMPTS swap_attempts
+# define SHM_SWAP_SUCCESSES swap_successes
 #else
 # define PERM_KEY __ipc_perm_key
 # define MSG_CBYTES msg_cbytes
 # define TIME32 0
+# define SHM_USED_IDS __used_ids
+# define SHM_SWAP_ATTEMPTS __swap_attempts
+# define SHM_SWAP_SUCCESSES __swap_successes
 #endif
 #define SIGNED(x) ((__typeof__(x))-1 < (__typeof__(x))0)
 #define FIELD(kind, name, type, member) do { type s_; memset(&s_, 0, sizeof s_); \
@@ -3581,7 +3771,9 @@ _PROBE_C = r"""
     VAL(kind, "uid", (p).uid); VAL(kind, "gid", (p).gid); VAL(kind, "cuid", (p).cuid); \
     VAL(kind, "cgid", (p).cgid); } while (0)
 
-union semun { int val; struct semid_ds *buf; unsigned short *array; };
+union semun { int val; struct semid_ds *buf; unsigned short *array; struct seminfo *info; };
+#define INFO(kind, type, member) FIELD(kind, #member, type, member)
+#define INFOVAL(kind, s, member) VAL(kind, #member, (s).member)
 
 static void raw(const char *kind, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -3621,6 +3813,27 @@ int main(void) {
     FIELD("msg", "qbytes", struct msqid_ds, msg_qbytes);
     FIELD("msg", "lspid", struct msqid_ds, msg_lspid);
     FIELD("msg", "lrpid", struct msqid_ds, msg_lrpid);
+    /* What IPC_INFO, SHM_INFO, SEM_INFO and MSG_INFO write. */
+    printf("size shminfo %u\nsize shm_info %u\nsize seminfo %u\nsize msginfo %u\n",
+           (unsigned)sizeof(struct shminfo), (unsigned)sizeof(struct shm_info),
+           (unsigned)sizeof(struct seminfo), (unsigned)sizeof(struct msginfo));
+    INFO("shminfo", struct shminfo, shmmax); INFO("shminfo", struct shminfo, shmmin);
+    INFO("shminfo", struct shminfo, shmmni); INFO("shminfo", struct shminfo, shmseg);
+    INFO("shminfo", struct shminfo, shmall);
+    FIELD("shm_info", "used_ids", struct shm_info, SHM_USED_IDS);
+    INFO("shm_info", struct shm_info, shm_tot); INFO("shm_info", struct shm_info, shm_rss);
+    INFO("shm_info", struct shm_info, shm_swp);
+    FIELD("shm_info", "swap_attempts", struct shm_info, SHM_SWAP_ATTEMPTS);
+    FIELD("shm_info", "swap_successes", struct shm_info, SHM_SWAP_SUCCESSES);
+    INFO("seminfo", struct seminfo, semmap); INFO("seminfo", struct seminfo, semmni);
+    INFO("seminfo", struct seminfo, semmns); INFO("seminfo", struct seminfo, semmnu);
+    INFO("seminfo", struct seminfo, semmsl); INFO("seminfo", struct seminfo, semopm);
+    INFO("seminfo", struct seminfo, semume); INFO("seminfo", struct seminfo, semusz);
+    INFO("seminfo", struct seminfo, semvmx); INFO("seminfo", struct seminfo, semaem);
+    INFO("msginfo", struct msginfo, msgpool); INFO("msginfo", struct msginfo, msgmap);
+    INFO("msginfo", struct msginfo, msgmax); INFO("msginfo", struct msginfo, msgmnb);
+    INFO("msginfo", struct msginfo, msgmni); INFO("msginfo", struct msginfo, msgssz);
+    INFO("msginfo", struct msginfo, msgtql);
     fflush(stdout);
 
     /* Real objects, stat'ed through this libc into zeroed buffers (as sysvshm does). */
@@ -3663,6 +3876,31 @@ int main(void) {
     VAL("msg", "cbytes", qd.MSG_CBYTES); VAL("msg", "qnum", qd.msg_qnum);
     VAL("msg", "qbytes", qd.msg_qbytes); VAL("msg", "lspid", qd.msg_lspid);
     VAL("msg", "lrpid", qd.msg_lrpid);
+
+    struct shminfo si; struct shm_info su; struct seminfo ei; struct msginfo mi;
+    memset(&si, 0, sizeof si); memset(&su, 0, sizeof su);
+    memset(&ei, 0, sizeof ei); memset(&mi, 0, sizeof mi);
+    union semun info; info.info = &ei;
+    if (shmctl(0, IPC_INFO, (struct shmid_ds *)&si) < 0 || shmctl(0, SHM_INFO,
+            (struct shmid_ds *)&su) < 0 || semctl(0, 0, IPC_INFO, info) < 0
+            || msgctl(0, IPC_INFO, (struct msqid_ds *)&mi) < 0) { perror("*_INFO"); return 2; }
+    raw("shminfo", &si, sizeof si); raw("shm_info", &su, sizeof su);
+    raw("seminfo", &ei, sizeof ei); raw("msginfo", &mi, sizeof mi);
+    INFOVAL("shminfo", si, shmmax); INFOVAL("shminfo", si, shmmin);
+    INFOVAL("shminfo", si, shmmni); INFOVAL("shminfo", si, shmseg);
+    INFOVAL("shminfo", si, shmall); VAL("shm_info", "used_ids", su.SHM_USED_IDS);
+    INFOVAL("shm_info", su, shm_tot); INFOVAL("shm_info", su, shm_rss);
+    INFOVAL("shm_info", su, shm_swp); VAL("shm_info", "swap_attempts", su.SHM_SWAP_ATTEMPTS);
+    VAL("shm_info", "swap_successes", su.SHM_SWAP_SUCCESSES);
+    INFOVAL("seminfo", ei, semmap); INFOVAL("seminfo", ei, semmni);
+    INFOVAL("seminfo", ei, semmns); INFOVAL("seminfo", ei, semmnu);
+    INFOVAL("seminfo", ei, semmsl); INFOVAL("seminfo", ei, semopm);
+    INFOVAL("seminfo", ei, semume); INFOVAL("seminfo", ei, semusz);
+    INFOVAL("seminfo", ei, semvmx); INFOVAL("seminfo", ei, semaem);
+    INFOVAL("msginfo", mi, msgpool); INFOVAL("msginfo", mi, msgmap);
+    INFOVAL("msginfo", mi, msgmax); INFOVAL("msginfo", mi, msgmnb);
+    INFOVAL("msginfo", mi, msgmni); INFOVAL("msginfo", mi, msgssz);
+    INFOVAL("msginfo", mi, msgtql);
     return 0;
 }
 """
@@ -3849,6 +4087,18 @@ class LayoutProbeTest(unittest.TestCase):
         else:
             self.assertEqual((msg["lspid"], msg["lrpid"]), (probe.pid, 0), target + ": msg pids")
         self.assertGreater(msg["qbytes"], 17, target)
+        # The *_INFO structs: each field's offset, width and signedness, and a real IPC_INFO
+        # (SHM_INFO for shm_info) through the target's libc, decoded in its byte order.
+        for kind in ("shminfo", "shm_info", "seminfo", "msginfo"):
+            size, fields = layout[kind]
+            self.assertEqual(size, probe.sizes[kind], "%s: sizeof(struct %s)" % (target, kind))
+            self.assertEqual(dict((name, (offset,) + _CODES[code])
+                                  for name, (offset, code) in fields.items()),
+                             dict((name, (o, w, signed)) for name, (o, w, signed)
+                                  in probe.fields[kind].items()), "%s: %s" % (target, kind))
+            self.assertEqual(_decode(probe.raw[kind], fields, probe.byteorder),
+                             probe.values[kind], "%s: %s decoded" % (target, kind))
+        self.assertEqual(probe.values["seminfo"]["semvmx"], sysvshm.SEMAPHORE_VALUE_MAX, target)
         for name, value in (("shm.atime", shm["atime"]), ("shm.ctime", shm["ctime"]),
                             ("sem.otime", sem["otime"]), ("sem.ctime", sem["ctime"]),
                             ("msg.stime", msg["stime"]), ("msg.ctime", msg["ctime"])):
@@ -3890,6 +4140,8 @@ class InterpreterFactsTest(unittest.TestCase):
             expected = {"i386": "generic32", "armhf": "generic32", "arm64": "generic64",
                         "s390x": "s390x"}[os.environ["SYSVSHM_CROSS_ARCH"]]
             self.assertEqual(sysvshm.ABI, expected)
+            pages = 4 if os.environ["SYSVSHM_CROSS_ARCH"] == "armhf" else 1   # bits/shmlba.h
+            self.assertEqual(sysvshm._SHMLBA, pages * sysvshm.PAGE_SIZE)
 
     def test_elf_header_agrees_with_multiarch(self):
         multiarch = getattr(sys.implementation, "_multiarch", None)

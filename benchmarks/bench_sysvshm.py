@@ -29,6 +29,7 @@ import ctypes
 import gc
 import os
 import platform
+import shlex
 import shutil
 import signal
 import statistics
@@ -57,6 +58,7 @@ WATCHDOG = 60.0      # seconds a forked ping-pong may take before both sides giv
 C_SOURCE = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -126,22 +128,28 @@ long long malloc_copy(const void *src, size_t len, long reps) {
 
 /* touch: 0 nothing, 1 memset (sysv_ipc's init_character fill), 2 MADV_POPULATE_WRITE,
    3 nothing, but attached as sysvshm does it: into an anonymous mapping reserved for it
-   (SHM_REMAP), and detached by unmapping that range. */
+   (SHM_REMAP) on an SHMLBA boundary (4 pages on 32-bit ARM, else a page), and detached by
+   unmapping that range. */
 long long shm_cycle(size_t size, long n, int touch) {
     long page = sysconf(_SC_PAGESIZE);
+    size_t lba = SHMLBA, reserved = size + lba - page;
     long long t0 = now_ns();
     for (long i = 0; i < n; i++) {
         int id = shmget(IPC_PRIVATE, size, IPC_CREAT | 0600);
         if (id < 0)
             return -errno;
         char *a;
+        void *r = MAP_FAILED;
         if (touch == 3) {
-            void *r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            a = r == MAP_FAILED ? (void *)-1 : shmat(id, r, SHM_REMAP);
+            r = mmap(NULL, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            a = r == MAP_FAILED ? (void *)-1
+                : shmat(id, (void *)(((uintptr_t)r + lba - 1) / lba * lba), SHM_REMAP);
         } else
             a = shmat(id, NULL, 0);
         if (a == (void *)-1) {
             int e = errno;
+            if (r != MAP_FAILED)
+                munmap(r, reserved);
             shmctl(id, IPC_RMID, NULL);
             return -e;
         }
@@ -151,7 +159,7 @@ long long shm_cycle(size_t size, long n, int touch) {
             for (size_t o = 0; o < size; o += page)
                 (void)*(volatile char *)(a + o);
         if (touch == 3)
-            munmap(a, size);
+            munmap(r, reserved);
         else
             shmdt(a);
         if (shmctl(id, IPC_RMID, NULL) != 0)
@@ -177,21 +185,32 @@ long long msg_roundtrip(int msqid, long n) {
 
 
 def load_c_floor():
-    """Compile C_SOURCE into a temporary directory and load it; (library, None) or (None, why)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None, "no C compiler (cc)"
+    """Compile C_SOURCE into a temporary directory and load it; (library, None) or (None, why).
+
+    SYSVSHM_CC names a compiler for this interpreter's architecture (.ci/cross-arch sets it)."""
+    if os.environ.get("SYSVSHM_CC"):
+        cc = shlex.split(os.environ["SYSVSHM_CC"])
+        if not shutil.which(cc[0]):
+            return None, "SYSVSHM_CC=%s: not installed" % os.environ["SYSVSHM_CC"]
+    else:
+        found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if found is None:
+            return None, "no C compiler (cc)"
+        cc = [found]
     tmp = tempfile.mkdtemp(prefix="sysvshm-bench-")
     try:
         source, library = os.path.join(tmp, "floor.c"), os.path.join(tmp, "floor.so")
         with open(source, "w") as f:
             f.write(C_SOURCE)
-        done = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", library, source],
+        done = subprocess.run(cc + ["-O2", "-shared", "-fPIC", "-o", library, source],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True)
         if done.returncode != 0:
             return None, "cc failed: %s" % done.stdout.strip().splitlines()[-1:]
-        lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
+        try:
+            lib = ctypes.CDLL(library)     # stays mapped after the file is removed below
+        except OSError as exc:             # e.g. the host's cc under another architecture
+            return None, "cannot load the C library: %s" % exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c_int, c_long = ctypes.c_int, ctypes.c_long
