@@ -676,13 +676,6 @@ _BUSY = ("cannot detach: views into the segment are still alive (buf, slices of 
          "objects, numpy arrays); release them first")
 
 
-class _Py_buffer(ctypes.Structure):
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
-                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
-
-
 def _address_of(m: "mmap.mmap") -> int:
     """The address of an mmap's memory (our reservation for SHM_REMAP)."""
     try:
@@ -690,14 +683,16 @@ def _address_of(m: "mmap.mmap") -> int:
     except TypeError:
         # CPython's from_buffer wants a writable buffer; a read-only mmap's address comes from the
         # buffer protocol itself (PyPy's from_buffer takes read-only buffers, so never gets here).
-        view = _Py_buffer()
+        # A Py_buffer (11 words at most; its first member is `void *buf`), as raw memory: no
+        # Structure class to build at import for this one rare path.
+        view = ctypes.create_string_buffer(16 * ctypes.sizeof(ctypes.c_void_p))
         get, release = ctypes.pythonapi.PyObject_GetBuffer, ctypes.pythonapi.PyBuffer_Release
         get.argtypes, get.restype = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int], ctypes.c_int
         release.argtypes, release.restype = [ctypes.c_void_p], None
-        get(m, ctypes.byref(view), 0)
-        address = view.buf
-        release(ctypes.byref(view))
-        return int(address)
+        get(m, view, 0)
+        address = ctypes.c_void_p.from_buffer(view).value
+        release(view)
+        return int(address or 0)
     address = ctypes.addressof(probe)
     del probe
     return address
@@ -714,14 +709,11 @@ def _hugepage_size() -> int:
     return 2 * 1024 * 1024
 
 
-_CFUNCPTR = ctypes.CFUNCTYPE(None).__mro__[1]    # ctypes' base class of function pointers
-
-
 def _follows_pointers(ctype: "Any") -> bool:
     """Does reading `ctype` make ctypes dereference an address stored in it?"""
     if not isinstance(ctype, type):
         return False               # not a ctypes type: sizeof() raises TypeError for it
-    if issubclass(ctype, (ctypes._Pointer, _CFUNCPTR)):
+    if issubclass(ctype, (ctypes._Pointer, getattr(ctypes, "_CFuncPtr"))):  # noqa: B009 (untyped)
         return True
     if issubclass(ctype, ctypes._SimpleCData):
         return getattr(ctype, "_type_", "") in ("z", "Z", "O")   # c_char_p, c_wchar_p, py_object
@@ -1026,16 +1018,17 @@ class SharedMemory(_Permissions):
     def write(self, s: "Union[bytes, str, Any]", offset: int = 0) -> None:
         """Copy ``s`` (bytes-like; str is encoded UTF-8) into the segment at ``offset``."""
         view = self._view
-        if view is None:
-            raise self._not_attached("write")
-        if self._readonly:
+        if view is None or self._readonly:
+            if view is None:
+                raise self._not_attached("write")
             exc = AccessError(_errno.EACCES, "segment attached read-only (SHM_RDONLY)")
             exc.call = "write(id=%d)" % self._id
             raise exc
-        if isinstance(s, str):
-            s = s.encode("utf-8")
-        elif not isinstance(s, (bytes, bytearray)):
-            s = memoryview(s).cast("B")
+        if type(s) is not bytes:            # the common case first: one test on the hot path
+            if isinstance(s, str):
+                s = s.encode("utf-8")
+            elif not isinstance(s, bytearray):
+                s = memoryview(s).cast("B")
         end = offset + len(s)
         if offset < 0 or end > self._size:
             raise ValueError("writing %d bytes at offset %r does not fit in %d bytes"
