@@ -104,7 +104,7 @@ _CPYTHON = sys.implementation.name == "cpython"
 # Each field is (offset, struct code), read in the running interpreter's byte order; code "T" is a
 # 32-bit ABI's time split in two words (low, then high at offset + 4); code "M" is a 32-bit mode_t
 # that may arrive in its high half (see s390x below).  Only the fields we read or write are
-# declared.  test_layouts.py checks every entry against what each target's C compiler says
+# declared.  LayoutProbeTest (test_sysvshm.py) checks every entry against what each target's C compiler says
 # (sizeof/offsetof, width, signedness) and against a real IPC_STAT decoded in that byte order.
 if TYPE_CHECKING:
     _Fields = Dict[str, Tuple[int, str]]
