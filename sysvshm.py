@@ -104,8 +104,9 @@ _CPYTHON = sys.implementation.name == "cpython"
 # Each field is (offset, struct code), read in the running interpreter's byte order; code "T" is a
 # 32-bit ABI's time split in two words (low, then high at offset + 4); code "M" is a 32-bit mode_t
 # that may arrive in its high half (see s390x below).  Only the fields we read or write are
-# declared.  LayoutProbeTest (test_sysvshm.py) checks every entry against what each target's C compiler says
-# (sizeof/offsetof, width, signedness) and against a real IPC_STAT decoded in that byte order.
+# declared.  LayoutProbeTest (test_sysvshm.py) checks every entry against what each target's C
+# compiler says (sizeof/offsetof, width, signedness) and against a real IPC_STAT decoded in that
+# byte order.
 if TYPE_CHECKING:
     _Fields = Dict[str, Tuple[int, str]]
 
@@ -127,26 +128,24 @@ def _merge(*parts: "_Fields") -> "_Fields":
 # padding, so the u32 read is exact; a u16 read is right only on little-endian (s390x: always 0).
 _PERM = _perm("I", 20)
 _S390X_PERM = _perm("M", 20)
+# The 64-bit shmid_ds and msqid_ds (x86_64, asm-generic, s390x alike: only semid_ds differs).
+_SHM64 = {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"), "ctime": (72, "q"),
+          "cpid": (80, "i"), "lpid": (84, "i"), "nattch": (88, "Q")}
+_MSG64 = {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"), "cbytes": (72, "Q"),
+          "qnum": (80, "Q"), "qbytes": (88, "Q"), "lspid": (96, "i"), "lrpid": (100, "i")}
+_SEM64 = {"otime": (48, "q"), "ctime": (56, "q"), "nsems": (64, "Q")}     # asm-generic
 _LAYOUTS = {
     # x86_64 (and x32): semid_ds keeps an unused word after each time.
     "x86_64": {
-        "shm": (112, _merge(_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
-                                    "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
-                                    "nattch": (88, "Q")})),
+        "shm": (112, _merge(_PERM, _SHM64)),
         "sem": (104, _merge(_PERM, {"otime": (48, "q"), "ctime": (64, "q"), "nsems": (80, "Q")})),
-        "msg": (120, _merge(_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
-                                    "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
-                                    "lspid": (96, "i"), "lrpid": (100, "i")})),
+        "msg": (120, _merge(_PERM, _MSG64)),
     },
     # asm-generic, 64-bit little-endian: aarch64, riscv64, loongarch64.
     "generic64": {
-        "shm": (112, _merge(_PERM, {"size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"),
-                                    "ctime": (72, "q"), "cpid": (80, "i"), "lpid": (84, "i"),
-                                    "nattch": (88, "Q")})),
-        "sem": (88, _merge(_PERM, {"otime": (48, "q"), "ctime": (56, "q"), "nsems": (64, "Q")})),
-        "msg": (120, _merge(_PERM, {"stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"),
-                                    "cbytes": (72, "Q"), "qnum": (80, "Q"), "qbytes": (88, "Q"),
-                                    "lspid": (96, "i"), "lrpid": (100, "i")})),
+        "shm": (112, _merge(_PERM, _SHM64)),
+        "sem": (88, _merge(_PERM, _SEM64)),
+        "msg": (120, _merge(_PERM, _MSG64)),
     },
     # asm-generic, 32-bit little-endian: i386, arm (armhf/armel).  Times are low + high words.
     "generic32": {
@@ -164,14 +163,9 @@ _LAYOUTS = {
     # mode is "M": qemu-user (7.2 checked), where s390x code is usually tested, byte-swaps only 16
     # of mode's 32 bits, so there it arrives in the high half and IPC_SET reads the high half.
     "s390x": {
-        "shm": (112, _merge(_S390X_PERM, {
-            "size": (48, "Q"), "atime": (56, "q"), "dtime": (64, "q"), "ctime": (72, "q"),
-            "cpid": (80, "i"), "lpid": (84, "i"), "nattch": (88, "Q")})),
-        "sem": (88, _merge(_S390X_PERM, {"otime": (48, "q"), "ctime": (56, "q"),
-                                         "nsems": (64, "Q")})),
-        "msg": (120, _merge(_S390X_PERM, {
-            "stime": (48, "q"), "rtime": (56, "q"), "ctime": (64, "q"), "cbytes": (72, "Q"),
-            "qnum": (80, "Q"), "qbytes": (88, "Q"), "lspid": (96, "i"), "lrpid": (100, "i")})),
+        "shm": (112, _merge(_S390X_PERM, _SHM64)),
+        "sem": (88, _merge(_S390X_PERM, _SEM64)),
+        "msg": (120, _merge(_S390X_PERM, _MSG64)),
     },
 }  # type: Dict[str, Dict[str, Tuple[int, _Fields]]]
 

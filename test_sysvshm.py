@@ -1641,14 +1641,16 @@ def pattern(length):
     return (unit * (length // 256 + 1))[:length]
 
 
-class TestInteropWithC(Base):
-    SIZE = 16 * 1024 * 1024 + 24
+class WithCProgram(object):
+    """A TestCase mixin: setUpClass builds the class's C program (C_NAME from C_SOURCE)."""
+
+    C_NAME = C_SOURCE = ""
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp()
         try:
-            cls.program = build_c_program(cls.tmp, "program_a", C_PROGRAM)
+            cls.program = build_c_program(cls.tmp, cls.C_NAME, cls.C_SOURCE)
         except BaseException:
             shutil.rmtree(cls.tmp)
             raise
@@ -1656,6 +1658,11 @@ class TestInteropWithC(Base):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp)
+
+
+class TestInteropWithC(WithCProgram, Base):
+    SIZE = 16 * 1024 * 1024 + 24
+    C_NAME, C_SOURCE = "program_a", C_PROGRAM
 
     def test_c_creates_python_attaches(self):
         key, semkey = random_key(), random_key()
@@ -3426,19 +3433,8 @@ class Record(ctypes.Structure):
                 ("name", ctypes.c_char * 16)]
 
 
-class TestMessageQueueInteropWithC(MQBase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp()
-        try:
-            cls.program = build_c_program(cls.tmp, "mq", MQ_C_PROGRAM)
-        except BaseException:
-            shutil.rmtree(cls.tmp)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp)
+class TestMessageQueueInteropWithC(WithCProgram, MQBase):
+    C_NAME, C_SOURCE = "mq", MQ_C_PROGRAM
 
     def run_c(self, *args):
         return subprocess.run(self.program + [str(a) for a in args], stdout=subprocess.PIPE,
