@@ -1665,19 +1665,19 @@ class MessageQueue(_Permissions):
         if not 0 <= size <= sys.maxsize - _MTEXT:
             raise ValueError("max_message_size must be between 0 and %d, not %d"
                              % (sys.maxsize - _MTEXT, size))
+        if key is None and flags & IPC_CREX != IPC_CREX:
+            raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        ckey = _random_key() if key is None else _key_t(key)
         if "msg" not in _checked:
             _selfcheck("msg")
         if key is None:
-            if flags & IPC_CREX != IPC_CREX:
-                raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
             for _ in range(1000):
-                ckey = _random_key()
                 ident = _libc.msgget(ckey, flags | mode)
                 if ident >= 0 or _get_errno() != _errno.EEXIST:
                     break
+                ckey = _random_key()
             self._key = ckey
         else:
-            ckey = _key_t(key)
             # Opening asks for no permission bits (as msgget(key, 0) in C): `mode` is for
             # creation, and with IPC_CREAT the kernel checks it against an existing queue.
             ident = _libc.msgget(ckey, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE

@@ -281,7 +281,7 @@ class TestModule(Base):
         def forbidden(*args):
             raise AssertionError("a system call was made")
         for name in ("_shmget", "_shmget_fast", "_semget", "_semctl", "_semop_fast",
-                     "_semtimedop_fast", "_msgsnd_fast", "_msgrcv_fast"):
+                     "_semtimedop_fast", "_msgsnd_fast", "_msgrcv_fast", "_selfcheck"):
             patcher = unittest.mock.patch.object(sysvshm, name, forbidden)
             patcher.start()
             self.addCleanup(patcher.stop)
@@ -298,6 +298,10 @@ class TestModule(Base):
             (ValueError, lambda: sysvshm.SemaphoreSet(1, 2, initial_values=[1])),
             (ValueError, lambda: sysvshm.SemaphoreSet(1, 0, IPC_CREX)),
             (ValueError, lambda: sysvshm.SemaphoreSet(1, -1)),
+            (ValueError, lambda: sysvshm.SharedMemory(1, sysvshm.IPC_EXCL)),
+            (ValueError, lambda: sysvshm.MessageQueue(None, IPC_CREAT)),
+            (ValueError, lambda: sysvshm.MessageQueue(2 ** 32)),
+            (TypeError, lambda: sysvshm.MessageQueue("1")),
         ]
         for exc, call in cases:
             with self.assertRaises(exc):
