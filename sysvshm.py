@@ -9,7 +9,7 @@
 # furnished to do so, subject to the following conditions: the above copyright notice and this
 # permission notice shall be included in all copies or substantial portions of the Software.
 # THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED. See LICENSE.
-"""System V shared memory, semaphores (and semaphore sets) through ctypes.
+"""System V shared memory, semaphores, semaphore sets and message queues through ctypes.
 
 The model, as in the kernel: an IPC object (segment, semaphore set) lives in the machine's IPC
 namespace, named by a key, until someone *removes* it - it outlives the process that created it.
