@@ -390,6 +390,10 @@ class TimedOutError(BusyError, TimeoutError):
     """The timeout expired (semtimedop's EAGAIN)."""
 
 
+class InterruptedCallError(Error, InterruptedError):
+    """EINTR (blocking calls retry it; it shows only where a call cannot be retried)."""
+
+
 class OutOfRangeError(Error, ValueError):
     """ERANGE: a semaphore would go above SEMVMX (a ValueError, as in sysv_ipc)."""
 
@@ -397,7 +401,7 @@ class OutOfRangeError(Error, ValueError):
 _ERRNO_CLASSES = {
     _errno.EEXIST: ExistsError, _errno.ENOENT: NotFoundError, _errno.EIDRM: RemovedError,
     _errno.EACCES: AccessError, _errno.EPERM: AccessError, _errno.EAGAIN: WouldBlockError,
-    _errno.EINTR: InterruptedError, _errno.ERANGE: OutOfRangeError,
+    _errno.EINTR: InterruptedCallError, _errno.ERANGE: OutOfRangeError,
 }  # type: Dict[int, Any]
 
 
@@ -405,8 +409,6 @@ def _error(err: int, call: str, cls: "Any" = None) -> Error:
     """Build the exception for a failed `call` (e.g. "shmget(key=0x00001234, size=4096)")."""
     if cls is None:
         cls = _ERRNO_CLASSES.get(err, Error)
-        if cls is InterruptedError:
-            cls = type("InterruptedError", (Error, InterruptedError), {})
     exc = cls(err, "timed out" if cls is TimedOutError else os.strerror(err))
     exc.call = call
     return exc  # type: ignore[no-any-return]
@@ -476,6 +478,17 @@ def _timeout(timeout: "Any") -> "Optional[float]":
     if timeout == float("inf"):
         return None
     return float(timeout)
+
+
+def _create_at_random_key(get: "Callable[[int], int]") -> "Tuple[int, int]":
+    """Create at a random unused key: `get(key)` (a *get with IPC_CREX) is tried again while the
+    key is taken.  Returns (get's result, the key); a result of -1 leaves errno for _check."""
+    for _ in range(1000):
+        key = _random_key()
+        ident = get(key)
+        if ident >= 0 or _get_errno() != _errno.EEXIST:
+            break
+    return ident, key
 
 
 def _random_key() -> int:
@@ -792,11 +805,8 @@ class SharedMemory(_Permissions):
         if flags & SHM_HUGETLB:
             self._align = _hugepage_size()
         if key is None:
-            for _ in range(1000):
-                ident = _shmget_fast(ckey, _c_size_t(size), flags | mode)
-                if ident >= 0 or _get_errno() != _errno.EEXIST:
-                    break
-                ckey = _random_key()
+            ident, ckey = _create_at_random_key(
+                lambda k: int(_shmget_fast(k, _c_size_t(size), flags | mode)))
             self._key = ckey
         else:
             # Opening (no IPC_CREAT) asks for no permission bits, as shmget(key, 0, 0) in C does:
@@ -1239,11 +1249,7 @@ def _open_set(key: "Any", nsems: int, flags: int, mode: int,
     if key is None:
         if flags & IPC_CREX != IPC_CREX:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
-        for _ in range(1000):
-            ckey = _random_key()
-            ident = _semget(ckey, nsems, IPC_CREX | mode)
-            if ident >= 0 or _get_errno() != _errno.EEXIST:
-                break
+        ident, ckey = _create_at_random_key(lambda k: int(_semget(k, nsems, IPC_CREX | mode)))
         _check(ident, describe, gone=False)
         return _initialise_new(ident, values), ckey
     ckey = _key_t(key)
@@ -1671,11 +1677,7 @@ class MessageQueue(_Permissions):
         if "msg" not in _checked:
             _selfcheck("msg")
         if key is None:
-            for _ in range(1000):
-                ident = _libc.msgget(ckey, flags | mode)
-                if ident >= 0 or _get_errno() != _errno.EEXIST:
-                    break
-                ckey = _random_key()
+            ident, ckey = _create_at_random_key(lambda k: int(_libc.msgget(k, flags | mode)))
             self._key = ckey
         else:
             # Opening asks for no permission bits (as msgget(key, 0) in C): `mode` is for
@@ -2529,10 +2531,7 @@ def _cli_create(kind: str, ckey: "Optional[int]", mode: int, size: int) -> int:
     if ckey is not None:
         ident = _cli_get(kind, ckey, IPC_CREX | mode, size)
     else:
-        for _ in range(1000):
-            ident = _cli_get(kind, _random_key(), IPC_CREX | mode, size)
-            if ident >= 0 or _get_errno() != _errno.EEXIST:
-                break
+        ident = _create_at_random_key(lambda k: _cli_get(kind, k, IPC_CREX | mode, size))[0]
     if ident < 0:
         return -_get_errno()
     if kind == "sem":
