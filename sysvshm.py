@@ -73,7 +73,25 @@ IPC_CREX = IPC_CREAT | IPC_EXCL
 IPC_PRIVATE = 0
 _IPC_RMID, _IPC_SET, _IPC_STAT = 0, 1, 2
 
-SHM_RDONLY = 0o10000
+
+class _AttachFlag(int):
+    """SHM_RDONLY: an int that keeps its identity through `|` and `+`, so that the constructor
+    can refuse `SharedMemory(key, IPC_CREAT | SHM_RDONLY)`: there its bit is SHM_NORESERVE."""
+
+    __slots__ = ()
+
+    def __or__(self, other: "Any") -> "Any":
+        value = int.__or__(self, other)
+        return value if value is NotImplemented else _AttachFlag(value)
+
+    def __add__(self, other: "Any") -> "Any":
+        value = int.__add__(self, other)
+        return value if value is NotImplemented else _AttachFlag(value)
+
+    __ror__, __radd__ = __or__, __add__
+
+
+SHM_RDONLY = _AttachFlag(0o10000)
 SHM_RND = 0o20000
 SHM_REMAP = 0o40000
 SHM_EXEC = 0o100000
@@ -443,6 +461,20 @@ def _fmt_key(ckey: int) -> str:
     return "0x%08x" % (ckey & 0xFFFFFFFF)
 
 
+class _ArgumentRangeError(ValueError, OverflowError):
+    """An integer argument outside what the system call can take (catch either base)."""
+
+
+def _c_range(value: "Any", what: str, low: int, high: int) -> int:
+    """An integer argument that C receives, checked against the C type's range first (ctypes
+    would silently wrap it modulo its width)."""
+    value = _index(value, what)
+    if not low <= value <= high:
+        raise _ArgumentRangeError("%s must be between %d and %d, not %d"
+                                  % (what, low, high, value))
+    return value
+
+
 def _check_flags(flags: "Any", allowed: int, what: str) -> int:
     value = _index(flags, "flags")
     if value < 0 or value & ~allowed:
@@ -545,9 +577,12 @@ def _set(kind: str, ident: int, field: str, value: int) -> None:
     offset, code = _LAYOUT[kind][1][field]
     if code == "M":
         # Both halves: the kernel keeps only in->mode & 0777, qemu-user reads the high half.
-        struct.pack_into("=I", buf, offset, value | (value & 0xFFFF) << 16)
+        packed = struct.pack("=I", value | (value & 0xFFFF) << 16)
     else:
-        struct.pack_into("=" + code, buf, offset, value)
+        packed = struct.pack("=" + code, value)
+    # Slice assignment, not struct.pack_into: PyPy 3.11 refuses a ctypes array as pack_into's
+    # "read-write bytes-like object".
+    buf[offset:offset + len(packed)] = packed
     _check(_ctl(kind, ident, _IPC_SET, buf), what)
 
 
@@ -716,19 +751,25 @@ def _hugepage_size() -> int:
     return 2 * 1024 * 1024
 
 
+def _is_ctype(ctype: "Any") -> bool:
+    return isinstance(ctype, type) and issubclass(
+        ctype, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array,
+                ctypes._Pointer, getattr(ctypes, "_CFuncPtr")))  # noqa: B009 (untyped)
+
+
 def _follows_pointers(ctype: "Any") -> bool:
-    """Does reading `ctype` make ctypes dereference an address stored in it?"""
-    if not isinstance(ctype, type):
-        return False               # not a ctypes type: sizeof() raises TypeError for it
-    if issubclass(ctype, (ctypes._Pointer, getattr(ctypes, "_CFuncPtr"))):  # noqa: B009 (untyped)
+    """Does reading `ctype` make ctypes dereference an address stored in it?  The whole layout:
+    every base class's fields, nested structures and unions, array elements."""
+    if issubclass(ctype, (ctypes._Pointer, getattr(ctypes, "_CFuncPtr"))):  # noqa: B009
         return True
     if issubclass(ctype, ctypes._SimpleCData):
         return getattr(ctype, "_type_", "") in ("z", "Z", "O")   # c_char_p, c_wchar_p, py_object
     if issubclass(ctype, ctypes.Array):
         return _follows_pointers(ctype._type_)
-    if issubclass(ctype, (ctypes.Structure, ctypes.Union)):
-        return any(_follows_pointers(field[1]) for field in getattr(ctype, "_fields_", ()))
-    return False
+    # A Structure's _fields_ lists its own fields only: a base class's come before them.
+    return any(_follows_pointers(field[1])
+               for klass in ctype.__mro__ if "_fields_" in vars(klass)
+               for field in vars(klass)["_fields_"])
 
 
 def _round_up(n: int, unit: int) -> int:
@@ -736,8 +777,9 @@ def _round_up(n: int, unit: int) -> int:
 
 
 def _overlay(address: int, length: int, readonly: bool) -> None:
-    """Detach by mapping private zero memory over the segment (MAP_FIXED): the kernel drops the
-    attachment, and a stale view can only reach private memory - never the segment, never a hole."""
+    """Detach by mapping private zero memory over the segment (MAP_FIXED, one atomic step): the
+    kernel drops the attachment, and a stale view can only reach private memory - never the
+    segment, never a hole."""
     prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
     if _libc.mmap(address, length, prot, _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED, -1, 0) \
             == _MAP_FAILED:
@@ -745,22 +787,88 @@ def _overlay(address: int, length: int, readonly: bool) -> None:
                      % (address, length))
 
 
-def _release_raw(state: "List[Any]") -> None:
-    """Finalizer of an attachment at a caller-chosen address, run when its ctypes owner goes.
+# Owners of mappings whose raw address has left the SharedMemory (`address` read, or an attach at
+# an address the caller chose): C code may use it, so nothing but detach() ends the mapping -
+# not the object's garbage collection.  id(owner) -> owner.
+_PINNED = {}   # type: Dict[int, Any]
 
-    On CPython every view holds the owner, so none is left: shmdt().  PyPy's memoryviews do not
-    keep the owner alive, so views may remain: map private memory over the range instead (a
-    stale view reads zeros; the range stays reserved for good, never unmapped under a view)."""
+# PyPy, attachments at caller-chosen addresses: what detach() left there is private memory that
+# stale views may still reach (PyPy's views do not keep a ctypes owner alive), so it is never
+# unmapped; a later attach inside such a range replaces it (SHM_REMAP).  [start, end) pairs.
+_PARKED = []   # type: List[List[int]]
+
+
+def _parked(start: int, end: int, take: bool = False) -> bool:
+    """Is [start, end) inside a parked range?  take=True removes it from that range."""
+    for i, (low, high) in enumerate(_PARKED):
+        if low <= start and end <= high:
+            if take:
+                del _PARKED[i]
+                _PARKED.extend(r for r in ([low, start], [end, high]) if r[0] < r[1])
+            return True
+    return False
+
+
+def _release_raw(state: "List[Any]") -> None:
+    """Finalizer of the owner of an attachment at a caller-chosen address: nothing can reach the
+    range any more (CPython: every view holds the owner), so shmdt().  Not after a detach() on
+    PyPy, whose overlay stays (state[2])."""
     address, length, overlaid = state
-    if overlaid:
-        return
-    if _CPYTHON:
+    if not overlaid:
         _shmdt(address)
-    else:
-        try:
-            _overlay(address, length, False)
-        except Error:
-            pass
+
+
+_OWNED = "this mapping belongs to a SharedMemory: detach() it instead"
+_mapping_type = None   # type: Any
+
+
+def _new_mapping(length: int, readonly: bool) -> "mmap.mmap":
+    """An anonymous reservation to attach a segment into (SHM_REMAP): an mmap - whose buffer is
+    read-only when the attach is, whose exports CPython counts, and which every view keeps alive
+    - that only SharedMemory may close (PyPy's close() would unmap it under live views)."""
+    global _mapping_type
+    import mmap
+    if _mapping_type is None:
+        class _Mapping(mmap.mmap):
+            def close(self) -> None:
+                raise BufferError(_OWNED)
+
+            def resize(self, newsize: int) -> None:
+                raise BufferError(_OWNED)
+
+            def __exit__(self, *exc_info: "Any") -> None:
+                raise BufferError(_OWNED)
+        _mapping_type = _Mapping
+    prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
+    return _mapping_type(-1, length, flags=mmap.MAP_PRIVATE, prot=prot)  # type: ignore[no-any-return]
+
+
+class _ReadOnlyMemory(object):
+    """The buffer of a read-only attach at a caller-chosen address (CPython 3.12+, PEP 688): a
+    read-only view of raw memory that no view of it can turn writable (ctypes objects are always
+    writable, and a toreadonly() view's .obj would be one).  Views keep it alive."""
+
+    __slots__ = ("address", "length", "__weakref__")
+
+    def __init__(self, address: int, length: int) -> None:
+        self.address, self.length = address, length
+
+    def __buffer__(self, flags: int) -> memoryview:
+        if flags & 1:                                  # inspect.BufferFlags.WRITABLE
+            raise BufferError("the segment is attached read-only")
+        from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
+        from_memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
+        from_memory.restype = ctypes.py_object
+        return from_memory(self.address, self.length, 0x100)   # type: ignore[no-any-return]
+
+
+def _shm_address(self: "SharedMemory") -> "Optional[int]":
+    """Where the segment is attached (None: detached).  Reading it hands the raw address out:
+    from then on only detach() ends the attachment, never garbage collection."""
+    owner = self._owner
+    if owner is not None:
+        _PINNED[id(owner)] = owner
+    return self._address
 
 
 class SharedMemory(_Permissions):
@@ -781,16 +889,22 @@ class SharedMemory(_Permissions):
     _address = None      # type: Optional[int]
     _readonly = False
     _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
-    _finalizer = None    # type: Any
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
-                 init_character: "Optional[bytes]" = b" ") -> None:
+                 init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
+        if isinstance(flags, _AttachFlag) or (isinstance(flags, int) and flags & SHM_RDONLY
+                                              and not flags & IPC_CREAT):
+            # SHM_RDONLY is shmat()'s; here its bit is shmget()'s SHM_NORESERVE, which means
+            # something only when creating.  Either way, not what the caller wrote.
+            raise ValueError("SharedMemory(): SHM_RDONLY is an attach() flag (its bit means "
+                             "SHM_NORESERVE to the constructor); to open read-only, pass "
+                             "readonly=True")
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
+        if not isinstance(readonly, bool):
+            raise TypeError("readonly must be True or False, not %r" % (readonly,))
         mode = _check_mode(mode)
-        size = _index(size, "size")
-        if size < 0:
-            raise ValueError("size must be >= 0, not %d" % size)
+        size = _c_range(size, "size", 0, _MAP_FAILED)      # size_t: ctypes would wrap it
         if init_character is not None and (not isinstance(init_character, (bytes, bytearray))
                                            or len(init_character) != 1):
             raise ValueError("init_character must be one byte (bytes of length 1) or None")
@@ -823,23 +937,27 @@ class SharedMemory(_Permissions):
         created = exclusive or ckey == IPC_PRIVATE     # IPC_PRIVATE always makes a new segment
         self._size = size if created else _stat("shm", self._id)["size"]
         try:
-            try:
-                self.attach()
-            except PermissionsError:
-                # Read permission only (e.g. a 0o444 segment of another user): attach read-only
-                # rather than refuse the object; buf.readonly tells, and write() raises.
+            if readonly:
                 self.attach(None, SHM_RDONLY)
+            else:
+                try:
+                    self.attach()
+                except PermissionsError:
+                    # Read permission only (e.g. a 0o444 segment of another user): attach
+                    # read-only rather than refuse the object; buf.readonly tells, write() raises.
+                    self.attach(None, SHM_RDONLY)
             if exclusive and init_character is not None:
                 if self._readonly:
-                    self._fill_as_creator(init_character[0], mode)
+                    self._fill_as_creator(init_character[0], mode, not flags & SHM_NORESERVE)
                 elif self._address is not None:
+                    self._back_huge_pages(self._address, not flags & SHM_NORESERVE)
                     ctypes.memset(self._address, init_character[0], self._size)
         except BaseException:
             if exclusive or ckey == IPC_PRIVATE:   # ours and unusable: do not leave it behind
                 _shmctl(self._id, _IPC_RMID, None)
             raise
 
-    def _fill_as_creator(self, byte: int, mode: int) -> None:
+    def _fill_as_creator(self, byte: int, mode: int, reserved: bool) -> None:
         """init_character for a segment we just created without write permission for ourselves
         (mode 0o400, 0o444): as its owner, lend us write permission for one temporary attach."""
         _set("shm", self._id, "mode", mode | 0o200)
@@ -848,6 +966,7 @@ class SharedMemory(_Permissions):
             if address == _MAP_FAILED:
                 raise _error(_get_errno(), "shmat(id=%d) to fill" % self._id)
             try:
+                self._back_huge_pages(address, reserved)
                 ctypes.memset(address, byte, self._size)
             finally:
                 _shmdt(address)
@@ -874,13 +993,39 @@ class SharedMemory(_Permissions):
                 # An exception is already on its way out: do not replace it; the segment stays
                 # attached while its views live, and garbage collection detaches it.
 
+    def _populate(self, address: int, write: bool) -> bool:
+        """Fault every page of the attachment at `address` in (madvise MADV_POPULATE_*, Linux
+        5.14+).  False if the kernel has no such advice; an error if a page cannot be backed
+        (a huge-page segment with no free huge page: where a first touch would be SIGBUS)."""
+        length = _round_up(max(self._size, 1), self._align)
+        if _libc.madvise(address, length,
+                         _MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ) == 0:
+            return True
+        err = _get_errno()
+        if err == _errno.EINVAL:
+            return False
+        raise _error(err, "madvise(id=%d, MADV_POPULATE_%s): the segment's pages cannot be "
+                     "backed%s" % (self._id, "WRITE" if write else "READ",
+                                   " (no free huge pages)" if self._align > PAGE_SIZE else ""))
+
+    def _back_huge_pages(self, address: int, reserved: bool) -> None:
+        """Before this module first touches a huge-page segment: without SHM_NORESERVE the kernel
+        reserved its pages at shmget(); with it, only a successful populate proves them."""
+        if self._align > PAGE_SIZE and not self._populate(address, True) and not reserved:
+            raise _error(_errno.EINVAL, "SharedMemory(id=%d): this kernel cannot populate "
+                         "(MADV_POPULATE_WRITE, Linux 5.14+) a SHM_NORESERVE huge-page segment, "
+                         "and touching a page no huge page backs is SIGBUS; pass "
+                         "init_character=None" % self._id)
+
     # -- attach / detach ------------------------------------------------------------------------
     def attach(self, address: "Optional[int]" = None, flags: int = 0) -> None:
         """Wrapper around ``shmat()``: attach the segment (SHM_RDONLY: read-only).
 
-        Without an address the segment lands in an anonymous mmap reserved for it (SHM_REMAP),
-        so the mmap's export counting guards every view.  Already attached: detaches first."""
+        Without an address the segment lands in an anonymous mmap reserved for it (SHM_REMAP):
+        every view keeps that mmap alive.  Already attached: detaches first."""
         flags = _check_flags(flags, SHM_RDONLY | SHM_RND | SHM_REMAP | SHM_EXEC, "attach")
+        if address is not None:
+            address = _c_range(address, "address", 0, _MAP_FAILED - 1)
         if self._view is not None:
             self.detach()
         if not self._size:      # unknown yet (segments are at least 1 byte and never resize)
@@ -890,25 +1035,22 @@ class SharedMemory(_Permissions):
                 raise ValueError("SHM_REMAP needs an address")
             self._attach_reserved(flags & ~SHM_RND)
         else:
-            self._attach_at(_index(address, "address"), flags)
+            self._attach_at(address, flags)
 
     def _attach_reserved(self, flags: int) -> None:
-        import mmap
         readonly = bool(flags & SHM_RDONLY)
-        prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
         align = self._align          # the mapping's granularity: a page, or a huge page
         while True:
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
             boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
-            reservation = mmap.mmap(-1, length + boundary - PAGE_SIZE, flags=mmap.MAP_PRIVATE,
-                                    prot=prot)
+            reservation = _new_mapping(length + boundary - PAGE_SIZE, readonly)
             start = _address_of(reservation)
             address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
             result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
             err = _get_errno()
-            reservation.close()
+            del reservation          # nothing else holds it: unmapped
             if err == _errno.EINVAL and align == PAGE_SIZE:
                 align = _hugepage_size()   # an existing SHM_HUGETLB segment needs huge alignment
                 continue
@@ -922,8 +1064,7 @@ class SharedMemory(_Permissions):
         """The attachment's own view (never handed out: `buf` gives slices of it)."""
         if self._raw_state is None:    # an mmap: read-only if the reservation is
             return memoryview(self._owner)[self._base:self._base + self._size]
-        view = memoryview(self._owner).cast("B")[:self._size]
-        return view.toreadonly() if self._readonly else view
+        return memoryview(self._owner).cast("B")[:self._size]
 
     def _attach_at(self, address: int, flags: int) -> None:
         readonly = bool(flags & SHM_RDONLY)
@@ -931,9 +1072,14 @@ class SharedMemory(_Permissions):
             # It would replace whatever is mapped there - memory this process is using, another
             # attachment whose views then dangle: a crash the caller cannot see coming.
             raise ValueError("SHM_REMAP is not supported: attach at a free address instead")
-        if readonly and not hasattr(memoryview, "toreadonly"):
-            raise NotImplementedError("SHM_RDONLY with an explicit address needs Python 3.8+ "
-                                      "(memoryview.toreadonly); attach without an address")
+        if readonly and not (_CPYTHON and sys.version_info >= (3, 12)):
+            # A read-only buffer over raw memory that no view can make writable needs PEP 688.
+            raise NotImplementedError("SHM_RDONLY with an explicit address needs CPython 3.12+; "
+                                      "attach without an address")
+        length = _round_up(max(self._size, 1), PAGE_SIZE)
+        start = address - address % _SHMLBA if flags & SHM_RND else address
+        if not _CPYTHON and _parked(start, start + length):
+            flags |= SHM_REMAP           # our own leftover private memory: replace it
         result = _shmat(self._id, address, flags)
         if result == _MAP_FAILED:
             err = _get_errno()
@@ -942,47 +1088,62 @@ class SharedMemory(_Permissions):
                 call += " (the address must be a multiple of SHMLBA, %d, or use SHM_RND)" \
                     % _SHMLBA
             raise _error(err, call)
-        length = _round_up(max(self._size, 1), PAGE_SIZE)
-        owner = (ctypes.c_ubyte * length).from_address(result)
+        if flags & SHM_REMAP:
+            _parked(result, result + length, take=True)
         state = [result, length, False]
+        owner = _ReadOnlyMemory(result, self._size) if readonly else \
+            (ctypes.c_ubyte * length).from_address(result)
         import weakref
-        finalizer = weakref.finalize(owner, _release_raw, state)
-        finalizer.atexit = False    # at exit, views may still be in use (atexit handlers, threads)
+        weakref.finalize(owner, _release_raw, state).atexit = False   # views may outlive exit
+        _PINNED[id(owner)] = owner     # the caller chose the address: only detach() ends it
         self._align, self._owner, self._base = PAGE_SIZE, owner, 0
         self._address, self._readonly, self._raw_state = result, readonly, state
-        self._finalizer = finalizer
         self._view = self._make_view()
 
     def detach(self) -> None:
-        """Wrapper around ``shmdt()``.  Raises BufferError (and stays attached, every view valid)
-        while a view into the segment is alive; NotAttachedError if not attached."""
-        if self._view is None:
+        """Wrapper around ``shmdt()``.  CPython: raises BufferError (and stays attached, every
+        view valid) while a view into the segment is alive.  PyPy: private zero memory replaces
+        the segment under any view left.  NotAttachedError if not attached."""
+        view, owner = self._view, self._owner
+        if view is None:
             raise self._not_attached("detach")
-        if not _CPYTHON:
-            # PyPy's mmap counts no exports: replace the segment by private memory instead.
-            length = _round_up(max(self._size, 1), self._align)
-            _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
-            if self._raw_state is not None:
-                self._raw_state[2] = True
-            self._view = self._owner = self._address = self._finalizer = None
-            return
-        # CPython: our own view is never handed out (`buf` gives slices of it), so releasing it
-        # cannot fail; what is left alive is counted by the mmap (its exports: close() raises
-        # BufferError) or, at an explicit address, by references to the ctypes owner.
-        self._view.release()
-        owner = self._owner
+        self._view = None        # from here on, nothing can make a new view of this attachment
+        pinned = _PINNED.pop(id(owner), None) is not None
         try:
-            if self._raw_state is None:
-                owner.close()
-            elif sys.getrefcount(owner) > 3:     # self._owner, `owner`, getrefcount's argument
-                raise BufferError(_BUSY)
-        except BufferError:
+            if not _CPYTHON:
+                # PyPy counts no exports: replace the segment by private memory, atomically.
+                length = _round_up(max(self._size, 1), self._align)
+                _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
+                if self._raw_state is not None:
+                    self._raw_state[2] = True       # the overlay stays: never unmapped
+                    _PARKED.append([self._address, self._address + length])  # type: ignore
+            else:
+                # Our own view is never handed out (`buf` gives slices of it), so releasing it
+                # cannot fail.  What is left alive: an mmap counts it (close() raises
+                # BufferError); any other owner is kept alive by it.
+                view.release()
+                if self._raw_state is None:
+                    import mmap
+                    mmap.mmap.close(owner)
+                else:
+                    import weakref
+                    alive = weakref.ref(owner)
+                    self._owner = owner = None
+                    owner = alive()              # None: freed, and its finalizer did shmdt()
+                    if owner is not None:
+                        raise BufferError(_BUSY)
+        except BaseException as exc:
+            self._owner = owner
+            if pinned:
+                _PINNED[id(owner)] = owner
             self._view = self._make_view()
-            raise BufferError(_BUSY) from None
-        del owner
-        if self._finalizer is not None:
-            self._finalizer()                    # shmdt() now, once
-        self._view = self._owner = self._address = self._finalizer = None
+            # The exception's traceback keeps this frame: a reference left in it would keep the
+            # mapping "alive" for a detach() retried in the caller's `except BufferError:`.
+            owner = view = None
+            if isinstance(exc, BufferError):
+                raise BufferError(_BUSY) from None
+            raise
+        self._owner = self._address = None
 
     def _not_attached(self, what: str) -> NotAttachedError:
         exc = NotAttachedError(_errno.EINVAL, "not attached")
@@ -1002,18 +1163,23 @@ class SharedMemory(_Permissions):
         return view[:]
 
     def __buffer__(self, flags: int) -> memoryview:   # PEP 688 (3.12+): memoryview(shm)
-        return self.buf
+        view = self.buf
+        if flags & 1 and view.readonly:                # inspect.BufferFlags.WRITABLE
+            raise BufferError("the segment is attached read-only")
+        return view
 
     def read(self, byte_count: int = 0, offset: int = 0) -> bytes:
         """Copy out ``byte_count`` bytes (0: to the end) from ``offset``; clipped at the end."""
+        byte_count = _index(byte_count, "byte_count")   # first: __index__ may run any code
+        offset = _index(offset, "offset")
         view = self._view
         if view is None:
             raise self._not_attached("read")
         size = self._size
         if offset < 0 or offset >= size:
-            raise ValueError("offset must be between 0 and %d, not %r" % (size - 1, offset))
+            raise ValueError("offset must be between 0 and %d, not %d" % (size - 1, offset))
         if byte_count < 0:
-            raise ValueError("byte_count must be >= 0, not %r" % (byte_count,))
+            raise ValueError("byte_count must be >= 0, not %d" % byte_count)
         end = offset + byte_count
         if byte_count == 0 or end > size:
             end = size
@@ -1021,6 +1187,16 @@ class SharedMemory(_Permissions):
 
     def write(self, s: "Union[bytes, str, Any]", offset: int = 0) -> None:
         """Copy ``s`` (bytes-like; str is encoded UTF-8) into the segment at ``offset``."""
+        if type(s) is not bytes:            # the common case first: one test on the hot path
+            if isinstance(s, str):
+                s = s.encode("utf-8")
+            elif not isinstance(s, bytearray):
+                try:
+                    s = memoryview(s).cast("B")
+                except TypeError:
+                    raise TypeError("write() needs bytes, a bytes-like object or str, not %s"
+                                    % type(s).__name__) from None
+        offset = _index(offset, "offset")   # before the view is taken: __index__ may detach
         view = self._view
         if view is None or self._readonly:
             if view is None:
@@ -1028,29 +1204,25 @@ class SharedMemory(_Permissions):
             exc = AccessError(_errno.EACCES, "segment attached read-only (SHM_RDONLY)")
             exc.call = "write(id=%d)" % self._id
             raise exc
-        if type(s) is not bytes:            # the common case first: one test on the hot path
-            if isinstance(s, str):
-                s = s.encode("utf-8")
-            elif not isinstance(s, bytearray):
-                s = memoryview(s).cast("B")
         end = offset + len(s)
         if offset < 0 or end > self._size:
-            raise ValueError("writing %d bytes at offset %r does not fit in %d bytes"
+            raise ValueError("writing %d bytes at offset %d does not fit in %d bytes"
                              % (len(s), offset, self._size))
         view[offset:end] = s
 
     def read_into(self, buffer: "Any", offset: int = 0) -> int:
         """Copy from ``offset`` into a writable ``buffer`` (memcpy speed, no temporary);
         returns the number of bytes copied: min(len(buffer), size - offset)."""
-        view = self._view
-        if view is None:
-            raise self._not_attached("read_into")
-        size = self._size
-        if offset < 0 or offset > size:
-            raise ValueError("offset must be between 0 and %d, not %r" % (size, offset))
-        with memoryview(buffer) as dest:
+        offset = _index(offset, "offset")
+        with memoryview(buffer) as dest:    # (a __buffer__ of the caller's may run any code)
             if dest.readonly:
                 raise TypeError("read_into() needs a writable buffer")
+            view = self._view
+            if view is None:
+                raise self._not_attached("read_into")
+            size = self._size
+            if offset < 0 or offset > size:
+                raise ValueError("offset must be between 0 and %d, not %d" % (size, offset))
             with dest.cast("B") as flat:
                 count = min(flat.nbytes, size - offset)
                 flat[:count] = view[offset:offset + count]
@@ -1060,20 +1232,23 @@ class SharedMemory(_Permissions):
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
         The object keeps the mapping alive (detach() raises BufferError while it exists)."""
+        if ctype is not None and not _is_ctype(ctype):
+            raise TypeError("as_ctypes() needs a ctypes type (c_int, a Structure subclass, "
+                            "c_uint8 * 16, ...), not %r" % (ctype,))
+        offset = _index(offset, "offset")
+        if ctype is not None and _follows_pointers(ctype):
+            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, py_object, POINTER, function "
+                            "pointers) that ctypes would follow; in shared memory any process "
+                            "could aim them anywhere" % getattr(ctype, "__name__", ctype))
         if self._view is None:
             raise self._not_attached("as_ctypes")
         if self._readonly:
             raise TypeError("the segment is attached read-only and ctypes objects are always "
                             "writable; use ctype.from_buffer_copy(shm.buf, offset) to copy")
-        offset = _index(offset, "offset")
         if not 0 <= offset <= self._size:
             raise ValueError("offset must be between 0 and %d, not %d" % (self._size, offset))
         if ctype is None:
             ctype = ctypes.c_ubyte * (self._size - offset)
-        elif _follows_pointers(ctype):
-            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, py_object, POINTER, function "
-                            "pointers) that ctypes would follow; in shared memory any process "
-                            "could aim them anywhere" % getattr(ctype, "__name__", ctype))
         need = ctypes.sizeof(ctype)
         if offset + need > self._size:
             raise ValueError("%s (%d bytes) at offset %d does not fit in %d bytes"
@@ -1082,11 +1257,14 @@ class SharedMemory(_Permissions):
 
     def prefault(self) -> None:
         """Fault every page in now (madvise MADV_POPULATE_WRITE, Linux 5.14+; else one read per
-        page), so that first touches later do not pay ~2 us a page.  Nothing is written."""
+        page), so that first touches later do not pay ~2 us a page.  Nothing is written.  A
+        page that cannot be backed (huge pages exhausted) raises an error, never SIGBUS."""
         view = self.buf
-        length = _round_up(max(self._size, 1), self._align)
-        advice = _MADV_POPULATE_READ if self._readonly else _MADV_POPULATE_WRITE
-        if _libc.madvise(self._address, length, advice) != 0:
+        if not self._populate(self._address, not self._readonly):  # type: ignore[arg-type]
+            if self._align > PAGE_SIZE:
+                raise _error(_errno.EINVAL, "prefault(id=%d): this kernel cannot populate "
+                             "(MADV_POPULATE, Linux 5.14+), and touching a huge page that is "
+                             "not backed is SIGBUS" % self._id)
             view[::PAGE_SIZE].tobytes()
 
     # -- control --------------------------------------------------------------------------------
@@ -1107,7 +1285,7 @@ class SharedMemory(_Permissions):
 
     key = _ReadOnly(lambda self: self._key)
     size = _ReadOnly(lambda self: self._size)
-    address = _ReadOnly(lambda self: self._address)
+    address = _ReadOnly(_shm_address)
     attached = _ReadOnly(lambda self: self._view is not None)
     readonly = _ReadOnly(lambda self: self._readonly)
     last_attach_time = _kind_field("atime", "Last shmat() by anyone (shm_atime).")

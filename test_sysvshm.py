@@ -623,6 +623,7 @@ class TestSharedMemory(Base):
         page, lba = sysvshm.PAGE_SIZE, sysvshm._SHMLBA
         self.assertEqual((mem.address % lba, mem._align), (0, page))
         self.assertLessEqual(len(mem._owner), page + lba - page)
+        mem.detach()      # the address was read: only detach() ends the attachment
 
     def test_read_only_attach(self):
         mem = self.new_shm(3333)
@@ -702,13 +703,22 @@ class TestSharedMemory(Base):
         del view
         mem.detach()
         self.assertEqual(mem.number_attached, 0)
-        if hasattr(memoryview, "toreadonly"):
-            # (on PyPy the old range still holds the private memory of the detach)
-            mem.attach(address if CPYTHON else free_address(), sysvshm.SHM_RDONLY)
+        # Again at the same address (on PyPy the detach left private memory there: replaced).
+        if CPYTHON and sys.version_info >= (3, 12):
+            mem.attach(address, sysvshm.SHM_RDONLY)
+            self.assertEqual(mem.address, address)
             self.assertTrue(mem.buf.readonly)
+            with self.assertRaises(TypeError):       # nothing writable behind it
+                memoryview(mem.buf.obj)[0] = 1
             with self.assertRaises(PermissionError):
                 mem.write(b"x")
             mem.detach()
+        else:   # a read-only buffer over raw memory needs PEP 688
+            with self.assertRaises(NotImplementedError):
+                mem.attach(address, sysvshm.SHM_RDONLY)
+        mem.attach(address)
+        self.assertEqual((mem.address, mem.read(5)), (address, b"where"))
+        mem.detach()
 
     def test_remove_marks_for_destruction(self):
         mem = sysvshm.SharedMemory(None, IPC_CREX, size=4096)
@@ -992,6 +1002,346 @@ class TestCrashIsolation(Base):
             print("ok")
         """)
         self.assertEqual(out.strip(), "ok")
+
+
+# A script prefix for the memory-safety subprocesses: attach(kind) gives a fresh segment holding
+# b"payload", attached without an address ("reserved") or at a free address ("explicit").
+ATTACH_PRELUDE = """
+import ctypes, gc, mmap, sys, threading, sysvshm
+CPYTHON = sys.implementation.name == "cpython"
+segments = []
+
+def free_address(length):
+    lba = sysvshm._SHMLBA
+    probe = mmap.mmap(-1, length + lba)
+    address = -(-sysvshm._address_of(probe) // lba) * lba
+    probe.close()
+    return address
+
+def attach(kind, size=8192, flags=0):
+    mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, size=size)
+    segments.append(mem.id)
+    mem.write(b"payload")
+    if kind == "explicit":
+        address = free_address(size)
+        mem.attach(address, flags)
+        assert mem.address == address
+    elif flags:
+        mem.attach(None, flags)
+    return mem
+
+def done():
+    for ident in segments:
+        sysvshm.remove_shared_memory(ident)
+    print("ok")
+"""
+
+
+class TestMemorySafety(Base):
+    """The mechanism behind detach(): nothing a caller can reach is ever unmapped under it - on
+    every interpreter, for both attach paths, whatever runs during detach()."""
+
+    kinds = ("reserved",) if QEMU_RESERVED_VA else ("reserved", "explicit")
+
+    def run_safety(self, body):
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent(body) + "\ndone()\n")
+        self.assertTrue(out.endswith("ok\n"), out)
+        return out
+
+    def test_detach_under_every_kind_of_view(self):
+        # CPython 3.14 segfaulted here (explicit address: the refcount check passed with a view
+        # alive); read-only explicit attaches gave a writable .obj before.
+        self.run_safety("""
+            VIEWS = {
+                "buf": lambda m: m.buf,
+                "slice": lambda m: m.buf[1:5][1:],
+                "obj": lambda m: memoryview(m.buf.obj if m.buf.obj is not None else m.buf),
+                "cast": lambda m: m.buf.cast("c"),
+                "as_ctypes": lambda m: m.as_ctypes(ctypes.c_char * 7),
+                "from_buffer": lambda m: (ctypes.c_char * 7).from_buffer(m.buf),
+            }
+            if sys.version_info >= (3, 12) and CPYTHON:
+                VIEWS["memoryview(shm)"] = lambda m: memoryview(m)
+            try:
+                import numpy
+                VIEWS["numpy"] = lambda m: numpy.frombuffer(m.buf, numpy.uint8)
+            except ImportError:
+                pass
+            for kind in %r:
+                for name, make in sorted(VIEWS.items()):
+                    mem = attach(kind)
+                    address = mem.address
+                    view = make(mem)
+                    try:
+                        mem.detach()
+                    except BufferError:
+                        assert CPYTHON, "BufferError on PyPy"
+                        assert mem.attached and mem.read(7) == b"payload"
+                        assert bytes(view)[:3] in b"payload", (name, bytes(view)[:8])
+                        view = None
+                        gc.collect()
+                        mem.detach()
+                    else:
+                        assert not CPYTHON, "%%s %%s: detached under a live view" %% (kind, name)
+                        assert set(bytes(view)) == {0}, (kind, name, bytes(view)[:8])
+                        try:
+                            view[0] = view[0]       # private memory: writable or not, no crash
+                        except TypeError:
+                            pass
+                    # The same address again (PyPy: over the private memory left there).
+                    mem.attach(address if kind == "explicit" else None)
+                    assert mem.read(7) == b"payload"
+                    view = None
+                    gc.collect()
+                    mem.detach()
+        """ % (self.kinds,))
+
+    def test_read_only_attach_exposes_nothing_writable(self):
+        kinds = [kind for kind in self.kinds
+                 if kind == "reserved" or (CPYTHON and sys.version_info >= (3, 12))]
+        self.run_safety("""
+            for kind in %r:
+                mem = attach(kind, flags=sysvshm.SHM_RDONLY)
+                view = mem.buf
+                writes = [lambda: view.__setitem__(0, 1),
+                          lambda: memoryview(view.obj).__setitem__(0, 1),
+                          lambda: view.obj.write(b"x"),
+                          lambda: view.obj.__setitem__(0, 1)]
+                if CPYTHON:   # PyPy's from_buffer() takes read-only buffers (README: PyPy)
+                    writes += [lambda: (ctypes.c_char * 2).from_buffer(view.obj),
+                               lambda: (ctypes.c_char * 2).from_buffer(view)]
+                if sys.version_info >= (3, 12) and CPYTHON:
+                    writes.append(lambda: (ctypes.c_char * 2).from_buffer(mem))
+                for write in writes:
+                    try:
+                        write()
+                    except (TypeError, AttributeError, BufferError):
+                        pass
+                    else:
+                        raise SystemExit("%%s: a write went through" %% kind)
+                assert mem.read(7) == b"payload"
+                del view
+                mem.detach()
+        """ % (kinds,))
+
+    def test_the_mapping_cannot_be_closed_behind_the_segment(self):
+        # PyPy's mmap.close() unmaps under live views: refused for the segment's reservation.
+        mem = self.new_shm(4096)
+        owner = mem.buf.obj
+        for call in (owner.close, lambda: owner.resize(8192), lambda: owner.__exit__(None, None, None)):
+            with self.assertRaises(BufferError):
+                call()
+        self.assertTrue(mem.attached)
+        mem.write(b"fine")
+        self.assertEqual(mem.read(4), b"fine")
+
+    def test_threads_and_signals_during_detach(self):
+        # A second thread and a signal handler take views while the main thread attaches and
+        # detaches (the ctypes calls release the GIL): each view is valid or refused, never a
+        # view of a range being unmapped.
+        self.run_safety("""
+            import signal
+            errors = (sysvshm.NotAttachedError, ValueError, BufferError)
+            for kind in %r:
+                mem = attach(kind)
+                address = mem.address
+                stop = []
+                seen = []
+
+                def use():
+                    try:
+                        view = mem.buf
+                        seen.append(bytes(view[0:7]))
+                        view.release()
+                    except errors:
+                        pass
+
+                def spin():
+                    while not stop:
+                        use()
+                thread = threading.Thread(target=spin)
+                thread.start()
+                signal.signal(signal.SIGALRM, lambda *a: use())
+                signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+                try:
+                    for _ in range(300):
+                        try:
+                            mem.detach()
+                        except BufferError:
+                            continue
+                        mem.attach(address if kind == "explicit" else None)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    stop.append(1)
+                    thread.join(30)
+                assert not thread.is_alive()
+                assert set(seen) <= {b"payload", bytes(7)}, set(seen)
+                while True:
+                    try:
+                        mem.detach()
+                        break
+                    except BufferError:
+                        gc.collect()
+        """ % (self.kinds,), )
+
+    def test_address_read_keeps_the_mapping_after_garbage_collection(self):
+        # A C hook handed shm.address: dropping the object must not unmap under it (sysv_ipc
+        # never detaches on collection; this module did, and the hook crashed).
+        self.run_safety("""
+            for kind in %r:
+                mem = attach(kind)
+                address, ident = mem.address, mem.id
+                del mem
+                for _ in range(3):
+                    gc.collect()
+                assert ctypes.string_at(address, 7) == b"payload"
+                assert sysvshm._stat("shm", ident)["nattch"] == 1
+            mem = attach("reserved")       # the address never read: collection detaches
+            ident = mem.id
+            del mem
+            for _ in range(3):
+                gc.collect()
+            assert sysvshm._stat("shm", ident)["nattch"] == 0
+        """ % (self.kinds,))
+
+    def test_address_read_then_detach(self):
+        mem = self.new_shm(4096)
+        address = mem.address
+        self.assertIsInstance(address, int)
+        mem.detach()                  # an explicit detach still ends it
+        self.assertEqual(sysvshm._stat("shm", mem.id)["nattch"], 0)
+        self.assertEqual(sysvshm._PINNED, {})
+
+    def test_hostile_index_cannot_detach_under_a_copy(self):
+        # __index__ runs before the segment is touched: it may detach; the call then says so.
+        self.run_safety("""
+            class Evil(int):
+                def __index__(self):
+                    if mem.attached:
+                        mem.detach()
+                    return int(self)
+            for kind in %r:
+                calls = [lambda: mem.write(b"xy", Evil(1)), lambda: mem.read(2, Evil(1)),
+                         lambda: mem.read(Evil(2)), lambda: mem.read_into(bytearray(2), Evil(1)),
+                         lambda: mem.as_ctypes(None, Evil(1)),
+                         lambda: mem.as_ctypes(ctypes.c_char * 2, Evil(1))]
+                for call in calls:
+                    mem = attach(kind)
+                    address = mem.address
+                    try:
+                        call()
+                    except sysvshm.NotAttachedError:
+                        pass
+                    else:
+                        raise SystemExit("no NotAttachedError")
+        """ % (self.kinds,))
+
+    def test_pointers_anywhere_in_the_layout_are_refused(self):
+        mem = self.new_shm(4096)
+
+        class Base(ctypes.Structure):
+            _fields_ = [("name", ctypes.c_char_p)]
+
+        class Derived(Base):
+            _fields_ = [("count", ctypes.c_int)]
+
+        class Inner(ctypes.Union):
+            _fields_ = [("n", ctypes.c_long), ("p", ctypes.POINTER(ctypes.c_int))]
+
+        class Outer(ctypes.Structure):
+            _fields_ = [("x", ctypes.c_int), ("inner", Inner * 2)]
+
+        class Plain(ctypes.Structure):
+            _fields_ = [("a", ctypes.c_int)]
+
+        class PlainDerived(Plain):
+            _fields_ = [("b", ctypes.c_double * 2)]
+        for ctype in (Derived, Outer, Derived * 2, ctypes.c_wchar_p * 1):
+            with self.assertRaises(TypeError) as caught:
+                mem.as_ctypes(ctype)
+            self.assertIn("pointers", str(caught.exception))
+        self.assertEqual(mem.as_ctypes(PlainDerived).a, 0x20202020)   # init_character b" "
+
+    def test_arguments_are_named_in_errors(self):
+        mem = self.new_shm(4096)
+        for call, words in ((lambda: mem.read("5"), "byte_count"),
+                            (lambda: mem.read(5.0), "byte_count"),
+                            (lambda: mem.read(4, None), "offset"),
+                            (lambda: mem.write(123), "bytes"),
+                            (lambda: mem.as_ctypes(int), "ctypes type"),
+                            (lambda: mem.as_ctypes(ctypes.c_int(3)), "ctypes type")):
+            with self.assertRaises(TypeError) as caught:
+                call()
+            self.assertIn(words, str(caught.exception))
+
+    def test_integers_that_ctypes_would_wrap_are_refused(self):
+        mem = self.new_shm(4096)
+        address = mem.address
+        mem.detach()
+        for call in (lambda: mem.attach(2 ** 64 + address), lambda: mem.attach(-1),
+                     lambda: sysvshm.SharedMemory(None, IPC_CREX, size=2 ** 64 + 4096),
+                     lambda: sysvshm.SharedMemory(None, IPC_CREX, size=-1)):
+            with self.assertRaises(OverflowError):
+                call()
+            with self.assertRaises(ValueError):
+                call()
+        self.assertFalse(mem.attached)
+
+    def test_shm_rdonly_in_the_constructor_is_refused(self):
+        # Its bit is SHM_NORESERVE to shmget(): it used to give a writable attach.
+        mem = self.new_shm(4096)
+        for flags in (sysvshm.SHM_RDONLY, IPC_CREAT | sysvshm.SHM_RDONLY,
+                      sysvshm.SHM_RDONLY | IPC_CREAT):
+            with self.assertRaises(ValueError) as caught:
+                sysvshm.SharedMemory(mem.key, flags)
+            self.assertIn("readonly=True", str(caught.exception))
+        ro = sysvshm.SharedMemory(mem.key, readonly=True)
+        self.assertTrue(ro.readonly and ro.buf.readonly)
+        with self.assertRaises(PermissionError):
+            ro.write(b"x")
+        ro.detach()
+        made = self.new_shm(4096, key=None, flags=IPC_CREX | sysvshm.SHM_NORESERVE,
+                            readonly=True, init_character=b"z")
+        self.assertEqual((made.readonly, made.read(2)), (True, b"zz"))
+        with self.assertRaises(TypeError):
+            sysvshm.SharedMemory(mem.key, readonly=1)
+
+    @unittest.skipIf(os.environ.get("SYSVSHM_EMULATOR"), "huge pages under qemu-user")
+    def test_unbacked_huge_pages_raise_instead_of_sigbus(self):
+        code = ATTACH_PRELUDE + textwrap.dedent("""
+            import os
+            print(os.getpid())
+            flags = sysvshm.IPC_CREX | sysvshm.SHM_HUGETLB | sysvshm.SHM_NORESERVE
+            size = sysvshm._hugepage_size()
+            try:
+                mem = sysvshm.SharedMemory(None, flags, size=size)
+            except sysvshm.Error as exc:
+                print("refused", exc.errno, exc)
+            else:
+                print("created")          # huge pages were free: it is backed
+                mem.remove()
+            try:
+                mem = sysvshm.SharedMemory(None, flags, size=size, init_character=None)
+            except sysvshm.Error as exc:
+                print("refused", exc.errno, exc)
+            else:
+                try:
+                    mem.prefault()
+                    print("prefaulted")
+                except sysvshm.Error as exc:
+                    print("prefault refused", exc.errno, exc)
+                mem.remove()
+        """)
+        result = self.run_python(code)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        lines = result.stdout.splitlines()
+        pid = lines[0]
+        if any("errno 1]" in line.lower() or line.startswith("refused 1 ") for line in lines):
+            self.skipTest("SHM_HUGETLB not permitted here")
+        with open("/proc/sysvipc/shm") as table:
+            rows = [line.split() for line in table][1:]
+        self.assertEqual([row for row in rows if row[6] == pid], [], "left behind")
+        self.assertEqual(len(lines), 3, lines)
 
 
 # --- Semaphores, one process -------------------------------------------------------------------
