@@ -305,7 +305,7 @@ for _name, (_argtypes, _restype) in _PROTOTYPES.items():
     _func.argtypes, _func.restype = _argtypes, _restype
 _shmget, _shmat, _shmdt, _shmctl = _libc.shmget, _libc.shmat, _libc.shmdt, _libc.shmctl
 _semget, _semctl, _semop = _libc.semget, _libc.semctl, _libc.semop
-_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_FAILED = int(ctypes.c_void_p(-1).value or 0)   # (void *)-1: also the largest size_t
 _get_errno = ctypes.get_errno
 
 # Hot path (FACTS §8): semop/semtimedop without argtypes, called with preallocated arguments -
@@ -468,11 +468,11 @@ class _ArgumentRangeError(ValueError, OverflowError):
 def _c_range(value: "Any", what: str, low: int, high: int) -> int:
     """An integer argument that C receives, checked against the C type's range first (ctypes
     would silently wrap it modulo its width)."""
-    value = _index(value, what)
-    if not low <= value <= high:
+    number = _index(value, what)
+    if not low <= number <= high:
         raise _ArgumentRangeError("%s must be between %d and %d, not %d"
-                                  % (what, low, high, value))
-    return value
+                                  % (what, low, high, number))
+    return number
 
 
 def _check_flags(flags: "Any", allowed: int, what: str) -> int:
@@ -582,7 +582,7 @@ def _set(kind: str, ident: int, field: str, value: int) -> None:
         packed = struct.pack("=" + code, value)
     # Slice assignment, not struct.pack_into: PyPy 3.11 refuses a ctypes array as pack_into's
     # "read-write bytes-like object".
-    buf[offset:offset + len(packed)] = packed
+    buf[offset:offset + len(packed)] = packed   # type: ignore[call-overload]
     _check(_ctl(kind, ident, _IPC_SET, buf), what)
 
 
