@@ -33,6 +33,7 @@ import os
 import struct
 import sys
 import time
+import weakref
 
 # Import time: typing costs ~9 ms on CPython 3.11 (it pulls in re, enum, collections, ...),
 # three times `import ctypes`; the annotations are for type checkers only, so they are strings
@@ -88,7 +89,11 @@ class _AttachFlag(int):
         value = int.__add__(self, other)
         return value if value is NotImplemented else _AttachFlag(value)
 
-    __ror__, __radd__ = __or__, __add__
+    def __xor__(self, other: "Any") -> "Any":
+        value = int.__xor__(self, other)
+        return value if value is NotImplemented else _AttachFlag(value)
+
+    __ror__, __radd__, __rxor__ = __or__, __add__, __xor__
 
 
 SHM_RDONLY = _AttachFlag(0o10000)
@@ -766,18 +771,63 @@ def _is_ctype(ctype: "Any") -> bool:
 
 
 def _follows_pointers(ctype: "Any") -> bool:
-    """Does reading `ctype` make ctypes dereference an address stored in it?  The whole layout:
-    every base class's fields, nested structures and unions, array elements."""
-    if issubclass(ctype, (ctypes._Pointer, getattr(ctypes, "_CFuncPtr"))):  # noqa: B009
+    """Does reading `ctype` make ctypes dereference an address stored in it?  Decided from what
+    reads of a zero-filled private instance return, not from `_type_` / `_fields_`: those are
+    plain class attributes that can be changed after ctypes fixed the layout.  Every field of
+    every base class, nested structures and unions, array elements; ctypes' own descriptors are
+    called directly, so no method of the caller's classes runs.  A NULL pointer of any kind reads
+    as None, a pointer or function object, or an error (py_object)."""
+    cached = _POINTER_FREE.get(ctype)
+    if cached is not None:
+        return not cached
+    try:
+        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1)))
+        follows = _reads_pointer(probe, 0)
+    except Exception:        # anything odd about the type: refuse it
+        follows = True
+    try:
+        _POINTER_FREE[ctype] = not follows   # the real layout never changes
+    except TypeError:
+        pass
+    return follows
+
+
+_POINTER_FREE = weakref.WeakKeyDictionary()   # type: weakref.WeakKeyDictionary[Any, bool]
+_CFUNC = getattr(ctypes, "_CFuncPtr")  # noqa: B009 (untyped)
+
+
+def _ctypes_descriptor(klass: "Any", name: str) -> "Any":
+    """`name` as ctypes itself defines it for `klass` (skipping the caller's subclasses)."""
+    for base in klass.__mro__:
+        if _is_ctypes_module(getattr(base, "__module__", "")) and name in vars(base):
+            return vars(base)[name]
+    raise TypeError("not a ctypes type")
+
+
+def _is_ctypes_module(name: "Any") -> bool:
+    return isinstance(name, str) and name.lstrip("_").split(".")[0] == "ctypes"
+
+
+def _reads_pointer(obj: "Any", depth: int) -> bool:
+    if depth > 32 or isinstance(obj, (ctypes._Pointer, _CFUNC)):
         return True
-    if issubclass(ctype, ctypes._SimpleCData):
-        return getattr(ctype, "_type_", "") in ("z", "Z", "O")   # c_char_p, c_wchar_p, py_object
-    if issubclass(ctype, ctypes.Array):
-        return _follows_pointers(ctype._type_)
-    # A Structure's _fields_ lists its own fields only: a base class's come before them.
-    return any(_follows_pointers(field[1])
-               for klass in ctype.__mro__ if "_fields_" in vars(klass)
-               for field in vars(klass)["_fields_"])
+    klass = type(obj)
+    if isinstance(obj, ctypes._SimpleCData):
+        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass)]
+    elif isinstance(obj, ctypes.Array):
+        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0)] if len(obj) else []
+    elif isinstance(obj, (ctypes.Structure, ctypes.Union)):
+        items = [field.__get__(obj, klass) for base in klass.__mro__
+                 for field in list(vars(base).values())
+                 if type(field).__name__ in ("CField", "Field")
+                 and _is_ctypes_module(type(field).__module__)]
+    else:
+        return True
+    return any(item is None or (isinstance(item, (ctypes._SimpleCData, ctypes.Array,
+                                                  ctypes.Structure, ctypes.Union,
+                                                  ctypes._Pointer, _CFUNC))
+                                and _reads_pointer(item, depth + 1))
+               for item in items)
 
 
 def _round_up(n: int, unit: int) -> int:
@@ -900,15 +950,15 @@ class SharedMemory(_Permissions):
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
-        if isinstance(flags, _AttachFlag) or (isinstance(flags, int) and flags & SHM_RDONLY
-                                              and not flags & IPC_CREAT):
+        tagged = isinstance(flags, _AttachFlag)
+        flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
+                             "SharedMemory")
+        if tagged or (flags & SHM_RDONLY and not flags & IPC_CREAT):
             # SHM_RDONLY is shmat()'s; here its bit is shmget()'s SHM_NORESERVE, which means
             # something only when creating.  Either way, not what the caller wrote.
             raise ValueError("SharedMemory(): SHM_RDONLY is an attach() flag (its bit means "
                              "SHM_NORESERVE to the constructor); to open read-only, pass "
                              "readonly=True")
-        flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
-                             "SharedMemory")
         if not isinstance(readonly, bool):
             raise TypeError("readonly must be True or False, not %r" % (readonly,))
         mode = _check_mode(mode)
@@ -919,6 +969,8 @@ class SharedMemory(_Permissions):
         exclusive = flags & IPC_CREX == IPC_CREX
         if key is None and not exclusive:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None:
+            key = _index(key, "key")       # once: the caller's __index__ runs a single time
         ckey = _random_key() if key is None else _key_t(key)
         if size == 0 and exclusive:
             size = PAGE_SIZE          # sysv_ipc's documented default for IPC_CREX
@@ -994,6 +1046,8 @@ class SharedMemory(_Permissions):
         raise TypeError("a SharedMemory cannot be copied or pickled; open the segment again: "
                         "SharedMemory(key) or sysvshm.attach(id)")
 
+    __reduce__ = __getstate__ = __reduce_ex__    # type: ignore[assignment]
+
     def __enter__(self) -> "SharedMemory":
         return self
 
@@ -1040,6 +1094,13 @@ class SharedMemory(_Permissions):
         flags = _check_flags(flags, SHM_RDONLY | SHM_RND | SHM_REMAP | SHM_EXEC, "attach")
         if address is not None:
             address = _c_range(address, "address", 0, _MAP_FAILED - 1)
+            if address == 0:
+                address = None            # shmat(id, NULL): the system chooses, as for None
+            elif address < _SHMLBA and flags & SHM_RND:
+                # The kernel would round it down to 0 and map the segment over page 0 (MAP_FIXED;
+                # root may): every NULL pointer in the process would then reach the segment.
+                raise ValueError("address %#x rounds down (SHM_RND) to 0: pass None for an "
+                                 "address of the system's choosing" % address)
         if self._view is not None:
             self.detach()
         if not self._size:      # unknown yet (segments are at least 1 byte and never resize)
@@ -1204,7 +1265,7 @@ class SharedMemory(_Permissions):
         if type(s) is not bytes:            # the common case first: one test on the hot path
             if isinstance(s, str):
                 s = s.encode("utf-8")
-            elif not isinstance(s, bytearray):
+            elif type(s) is not bytearray:  # a subclass's __len__ could run code: a flat view
                 try:
                     s = memoryview(s).cast("B")
                 except TypeError:
@@ -1251,9 +1312,11 @@ class SharedMemory(_Permissions):
                             "c_uint8 * 16, ...), not %r" % (ctype,))
         offset = _index(offset, "offset")
         if ctype is not None and _follows_pointers(ctype):
-            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, py_object, POINTER, function "
-                            "pointers) that ctypes would follow; in shared memory any process "
-                            "could aim them anywhere" % getattr(ctype, "__name__", ctype))
+            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, c_void_p, py_object, POINTER, "
+                            "function pointers) that ctypes would follow or that mean nothing in "
+                            "another process, and any process could aim them anywhere; declare "
+                            "an address-sized integer (c_size_t) instead"
+                            % getattr(ctype, "__name__", ctype))
         if self._view is None:
             raise self._not_attached("as_ctypes")
         if self._readonly:
@@ -2065,9 +2128,9 @@ def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMe
     try:
         stat = _stat("shm", mem._id)
     except RemovedError as exc:
-        raise _error(exc.errno or _errno.EINVAL, "attach(id=%d): no segment has this id (attach() takes an id, as "
-                     "ipcs -m shows it or SharedMemory(key).id gives it; to open by key, use "
-                     "SharedMemory(key))" % mem._id, NotFoundError) from None
+        raise _error(exc.errno or _errno.EINVAL, "attach(id=%d): no segment has this id (attach() "
+                     "takes an id, as ipcs -m shows it or SharedMemory(key).id gives it; to "
+                     "open by key, use SharedMemory(key))" % mem._id, NotFoundError) from None
     mem._key, mem._size = stat["key"], stat["size"]
     mem.attach(address, flags)
     return mem
@@ -2105,6 +2168,8 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
         warnings.warn("Use of ftok() is not recommended: different files can give the same key",
                       stacklevel=2)
     raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("ftok(): embedded null byte in path %r" % (path,))
     key = _libc.ftok(raw, number)
     if key == -1:
         err = _get_errno()

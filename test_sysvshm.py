@@ -563,13 +563,14 @@ class TestSharedMemory(Base):
 
         class Linked(ctypes.Structure):
             _fields_ = [("count", ctypes.c_int), ("name", ctypes.c_char_p)]
-        for pointerish in (ctypes.c_char_p, ctypes.c_wchar_p, ctypes.py_object,
+        for pointerish in (ctypes.c_char_p, ctypes.c_wchar_p, ctypes.py_object, ctypes.c_void_p,
                            ctypes.POINTER(ctypes.c_int), ctypes.CFUNCTYPE(None), Linked,
                            ctypes.c_char_p * 2, Linked * 3):
-            with self.assertRaises(TypeError):     # ctypes would follow what is stored there
+            with self.assertRaises(TypeError) as caught:   # ctypes would follow what is there
                 mem.as_ctypes(pointerish)
-        pointer = ctypes.sizeof(ctypes.c_void_p)  # the words at 8, read as this ABI's void *
-        self.assertEqual(mem.as_ctypes(ctypes.c_void_p, 8).value,
+            self.assertIn("c_size_t", str(caught.exception))
+        pointer = ctypes.sizeof(ctypes.c_size_t)  # the words at 8, read as an address-sized int
+        self.assertEqual(mem.as_ctypes(ctypes.c_size_t, 8).value,
                          int.from_bytes(mem.read(pointer, 8), sys.byteorder))
         del header, words, everything, tail
 
