@@ -41,8 +41,19 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
-                        Tuple, Union)
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional,
+                        Sequence, Set, Tuple, Type, TypeVar, Union, overload)
+    from typing import Generic as _Generic
+    _T = TypeVar("_T")
+    _CT = TypeVar("_CT", bound="ctypes._CData")
+    _Sem = TypeVar("_Sem", bound="_SemaphoreOps")
+else:
+    # At run time, without importing typing: `class _ReadOnly(_Generic[_T])` is a plain class.
+    class _Subscriptable(object):
+        def __getitem__(self, item: object) -> type:
+            return object
+
+    _Generic, _T = _Subscriptable(), None
 
 __version__ = "0.1.0"
 VERSION = __version__
@@ -55,8 +66,10 @@ __all__ = [
     "PAGE_SIZE", "SEMAPHORE_VALUE_MAX", "SEMAPHORE_TIMEOUT_SUPPORTED", "SEM_UNDO",
     "SHM_RDONLY", "SHM_RND", "SHM_HUGETLB", "SHM_NORESERVE", "SHM_REMAP", "SHM_EXEC",
     "VERSION", "Error", "InternalError", "PermissionsError", "ExistentialError", "BusyError",
-    "NotAttachedError", "SharedMemory", "Semaphore", "SemaphoreSet", "attach", "ftok",
-    "remove_semaphore", "remove_shared_memory",
+    "NotAttachedError", "ExistsError", "NotFoundError", "RemovedError", "AccessError",
+    "WouldBlockError", "TimedOutError", "InterruptedCallError", "OutOfRangeError",
+    "MessageTooLongError", "SharedMemory", "Semaphore", "SemaphoreSet", "SemaphoreMember",
+    "attach", "ftok", "remove_semaphore", "remove_shared_memory",
     "MSG_NOERROR", "MSG_EXCEPT", "MessageQueue", "remove_message_queue",
 ]
 
@@ -353,7 +366,9 @@ def _semun_val(value: int) -> ctypes.c_ulong:
 
 # --- Errors --------------------------------------------------------------------------------------
 class Error(OSError):
-    """Base class of this module's errors; an OSError carrying errno, and the failed call."""
+    """Base class of this module's errors: an OSError carrying ``errno`` and ``strerror``, and
+    in ``call`` the failed call with its arguments (e.g. "shmget(key=0x00001234, size=4096,
+    flags=0o3000)"), or None."""
 
     call = None  # type: Optional[str]
 
@@ -648,35 +663,47 @@ def _selfcheck(kind: str) -> None:
     _checked.add(kind)
 
 
-class _ReadOnly(object):
-    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable')."""
+class _ReadOnly(_Generic[_T]):
+    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable').
 
-    def __init__(self, getter: "Callable[[Any], Any]", message: "Optional[str]" = None) -> None:
+    For a type checker it is an attribute of type _T that cannot be assigned: reading it on an
+    instance gives the getter's result, and ``__set__`` accepts no value (NoReturn)."""
+
+    def __init__(self, getter: "Callable[[Any], _T]", doc: str,
+                 message: "Optional[str]" = None) -> None:
         self.getter = getter
         self.message = message
-        self.__doc__ = getter.__doc__
+        self.__doc__ = doc
 
     def __set_name__(self, owner: "Any", name: str) -> None:
         # An alias (`pid = last_pid = ...`) keeps the first, documented, name.
         self.name = getattr(self, "name", name)
+
+    if TYPE_CHECKING:   # on the class: the descriptor itself; on an instance: a _T
+        @overload
+        def __get__(self, obj: None, cls: "Any" = None) -> "_ReadOnly[_T]":
+            ...
+
+        @overload
+        def __get__(self, obj: object, cls: "Any" = None) -> "_T":
+            ...
 
     def __get__(self, obj: "Any", cls: "Any" = None) -> "Any":
         if obj is None:
             return self
         return self.getter(obj)
 
-    def __set__(self, obj: "Any", value: "Any") -> None:
+    def __set__(self, obj: "Any", value: "NoReturn") -> None:
         cls = type(obj)
         raise AttributeError(self.message or "attribute '%s' of '%s.%s' objects is not writable"
                              % (self.name, cls.__module__, cls.__qualname__))
 
 
-def _kind_field(field: str, doc: str) -> _ReadOnly:
+def _kind_field(field: str, doc: str) -> "_ReadOnly[int]":
     """A read-only attribute read from IPC_STAT of the object's kind."""
     def getter(self: "Any") -> int:
         return _stat(self._kind, self._id)[field]
-    getter.__doc__ = doc
-    return _ReadOnly(getter)
+    return _ReadOnly(getter, doc)
 
 
 class _Permissions(object):
@@ -685,7 +712,8 @@ class _Permissions(object):
     _kind = ""
     _id = -1
 
-    id = _ReadOnly(lambda self: self._id, "readonly attribute")
+    id = _ReadOnly(lambda self: self._id, "The identifier (shmid, semid, msqid) the kernel "
+                   "gave the object: what ipcs shows and attach() takes.", "readonly attribute")  # type: _ReadOnly[int]
     cuid = _kind_field("cuid", "The creator's user id.")
     cgid = _kind_field("cgid", "The creator's group id.")
 
@@ -1242,6 +1270,15 @@ class SharedMemory(_Permissions):
                 flat[:count] = view[offset:offset + count]
         return count
 
+    if TYPE_CHECKING:   # as_ctypes(MyStruct) is a MyStruct; as_ctypes() a c_ubyte array
+        @overload
+        def as_ctypes(self, ctype: None = None, offset: int = 0) -> "ctypes.Array[ctypes.c_ubyte]":
+            ...
+
+        @overload
+        def as_ctypes(self, ctype: "Type[_CT]", offset: int = 0) -> "_CT":
+            ...
+
     def as_ctypes(self, ctype: "Any" = None, offset: int = 0) -> "Any":
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
@@ -1297,19 +1334,29 @@ class SharedMemory(_Permissions):
         _check(_shmctl(self._id, _SHM_UNLOCK, None),
                lambda: "shmctl(id=%d, SHM_UNLOCK)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
-    size = _ReadOnly(lambda self: self._size)
-    address = _ReadOnly(_shm_address)
-    attached = _ReadOnly(lambda self: self._view is not None)
-    readonly = _ReadOnly(lambda self: self._readonly)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random "
+                    "one chosen for key=None; IPC_PRIVATE is 0); attach(id) gives the kernel's "
+                    "key_t.")  # type: _ReadOnly[int]
+    size = _ReadOnly(lambda self: self._size, "The segment's size in bytes (shm_segsz); "
+                     "segments never resize.")  # type: _ReadOnly[int]
+    address = _ReadOnly(_shm_address, _shm_address.__doc__ or "")
+    attached = _ReadOnly(lambda self: self._view is not None, "True while the segment is "
+                         "attached in this process.")  # type: _ReadOnly[bool]
+    readonly = _ReadOnly(lambda self: self._readonly, "True if attached read-only (readonly=True "
+                         "or SHM_RDONLY): write() raises AccessError, ``buf`` is a read-only "
+                         "memoryview.")  # type: _ReadOnly[bool]
     last_attach_time = _kind_field("atime", "Last shmat() by anyone (shm_atime).")
     last_detach_time = _kind_field("dtime", "Last shmdt() by anyone (shm_dtime).")
     last_change_time = _kind_field("ctime", "Last IPC_SET (shm_ctime).")
     creator_pid = _kind_field("cpid", "The creator's pid (shm_cpid).")
     last_pid = _kind_field("lpid", "The pid of the last shmat()/shmdt() (shm_lpid).")
     number_attached = _kind_field("nattch", "The number of attachments (shm_nattch).")
-    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST))
-    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED))
+    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST),
+                        "True once remove() was called: the kernel destroys the segment at its "
+                        "last detach (SHM_DEST).")  # type: _ReadOnly[bool]
+    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED),
+                       "True while lock() keeps the segment in RAM (SHM_LOCKED)."
+                       )  # type: _ReadOnly[bool]
 
 
 # --- Semaphores ----------------------------------------------------------------------------------
@@ -1567,11 +1614,19 @@ class _SemaphoreOps(object):
         self._set_flags()
 
     # sysv_ipc's names, and the kernel's (GETPID, GETNCNT, GETZCNT) as short aliases.
-    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"))
-    waiting_for_nonzero = ncnt = _ReadOnly(lambda self: self._getctl(_GETNCNT, "GETNCNT"))
-    waiting_for_zero = zcnt = _ReadOnly(lambda self: self._getctl(_GETZCNT, "GETZCNT"))
+    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"),
+                               "The pid of the last semop() on this semaphore (semctl "
+                               "GETPID); ``pid`` is the same.")  # type: _ReadOnly[int]
+    waiting_for_nonzero = ncnt = _ReadOnly(
+        lambda self: self._getctl(_GETNCNT, "GETNCNT"), "The number of processes waiting "
+        "for the value to increase (semctl GETNCNT); ``ncnt`` is the same."
+    )  # type: _ReadOnly[int]
+    waiting_for_zero = zcnt = _ReadOnly(
+        lambda self: self._getctl(_GETZCNT, "GETZCNT"), "The number of processes waiting "
+        "for the value to become zero (semctl GETZCNT); ``zcnt`` is the same."
+    )  # type: _ReadOnly[int]
 
-    def __enter__(self) -> "Any":
+    def __enter__(self: "_Sem") -> "_Sem":
         self.acquire()
         return self
 
@@ -1603,19 +1658,22 @@ class Semaphore(_Permissions, _SemaphoreOps):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
 
 class SemaphoreMember(_SemaphoreOps):
-    """Semaphore `index` of a SemaphoreSet: acquire/release/Z/value/block/undo, ncnt/zcnt/pid."""
+    """Semaphore ``index`` of a SemaphoreSet (``sems[i]``): acquire/release/Z/value/block/undo,
+    ncnt/zcnt/pid, a context manager as Semaphore; ``set`` is the SemaphoreSet it belongs to."""
 
     def __init__(self, semset: "SemaphoreSet", index: int) -> None:
         self.set = semset
         self._setup(semset.id, index)
 
-    index = _ReadOnly(lambda self: self._index)
+    index = _ReadOnly(lambda self: self._index, "This semaphore's number in its set (sem_num)."
+                      )  # type: _ReadOnly[int]
 
     def __repr__(self) -> str:
         return "<SemaphoreMember %d of set id=%d>" % (self._index, self._id)
@@ -1719,7 +1777,8 @@ class SemaphoreSet(_Permissions):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
@@ -2046,8 +2105,12 @@ class MessageQueue(_Permissions):
         _set("msg", self._id, "qbytes", value)
         self._send_limit = -1
 
-    key = _ReadOnly(lambda self: self._key)
-    max_message_size = _ReadOnly(lambda self: self._max_size)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
+    max_message_size = _ReadOnly(lambda self: self._max_size, "The longest message this object "
+                                 "sends or receives, as given to the constructor (its receive "
+                                 "buffer; the queue's capacity is max_size)."
+                                 )  # type: _ReadOnly[int]
     last_send_time = _kind_field("stime", "The last msgsnd() (msg_stime).")
     last_receive_time = _kind_field("rtime", "The last msgrcv() (msg_rtime).")
     last_change_time = _kind_field("ctime", "The last change: creation or IPC_SET (msg_ctime).")

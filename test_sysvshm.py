@@ -24,6 +24,7 @@ import ctypes
 import errno
 import gc
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -359,6 +360,117 @@ class TestModule(Base):
 
 
 # --- Shared memory, one process ----------------------------------------------------------------
+class TestPublicApiDocumented(Base):
+    """__all__ names every public class (every exception the README says to catch among them),
+    help(sysvshm) shows them, and every public attribute says what it is."""
+
+    CAUGHT = ("TimedOutError", "WouldBlockError", "MessageTooLongError", "NotFoundError",
+              "ExistsError", "RemovedError", "AccessError", "OutOfRangeError",
+              "InterruptedCallError", "Error", "BusyError", "ExistentialError",
+              "PermissionsError", "NotAttachedError", "InternalError")
+
+    def test_all_has_every_public_class(self):
+        for name in self.CAUGHT + ("SemaphoreMember", "SharedMemory", "Semaphore",
+                                   "SemaphoreSet", "MessageQueue"):
+            self.assertIn(name, sysvshm.__all__)
+        classes = [name for name, value in vars(sysvshm).items()
+                   if isinstance(value, type) and not name.startswith("_")
+                   and value.__module__ == "sysvshm"]
+        self.assertGreaterEqual(len(classes), 20)
+        self.assertEqual(sorted(set(classes) - set(sysvshm.__all__)), [])
+        self.assertEqual(len(sysvshm.__all__), len(set(sysvshm.__all__)))
+        namespace = {}
+        exec("from sysvshm import *", namespace)
+        self.assertIn("TimedOutError", namespace)
+
+    def test_help_shows_the_exceptions(self):
+        import pydoc
+        text = pydoc.render_doc(sysvshm, renderer=pydoc.plaintext)
+        for name in self.CAUGHT + ("SemaphoreMember",):
+            self.assertTrue("class %s(" % name in text, name)
+        for attribute in ("key", "size", "address", "attached", "readonly", "id", "mode", "uid"):
+            self.assertTrue(re.search(r"\|  %s\n +\|      \w" % attribute, text), attribute)
+
+    def undocumented(self, cls, instance=None):
+        """The public attributes of a sysvshm class (and of one of its instances) that have
+        no docstring: a descriptor, function or property needs its own; a plain value (a
+        class or instance attribute) must be named as ``name`` in its class's docstring."""
+        missing = []
+        names = set(dir(cls)) | set(vars(instance) if instance is not None else ())
+        for name in sorted(n for n in names if not n.startswith("_")):
+            owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+            if owner is None:                            # an instance attribute
+                owner, value = cls, None
+            elif owner.__module__ != "sysvshm":
+                continue                                 # OSError's errno, strerror, ...
+            else:
+                value = vars(owner)[name]
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if value is not None and (callable(value) or hasattr(value, "__get__")) and \
+                    not isinstance(value, (int, str, bytes)):
+                doc = getattr(value, "__doc__", None)
+                if not doc or not doc.strip() or doc == type(value).__doc__:
+                    missing.append("%s.%s" % (cls.__name__, name))
+            elif "``%s``" % name not in (owner.__doc__ or ""):
+                missing.append("%s.%s (not in the class docstring)" % (cls.__name__, name))
+        return missing
+
+    def test_every_public_name_and_attribute_has_a_docstring(self):
+        mem = self.new_shm(4096)
+        self.addCleanup(mem.detach)
+        sems = self.new_set(2)
+        mq = sysvshm.MessageQueue(None, IPC_CREX)
+        self.addCleanup(remove_quietly, sysvshm.remove_message_queue, mq.id)
+        CREATED["msg"].add(mq.id)
+        instances = {sysvshm.SharedMemory: mem, sysvshm.SemaphoreSet: sems,
+                     sysvshm.SemaphoreMember: sems[1], sysvshm.MessageQueue: mq,
+                     sysvshm.Semaphore: self.new_sem(1)}
+        missing = []
+        for name in sysvshm.__all__:
+            value = getattr(sysvshm, name)
+            if isinstance(value, type):
+                if not (value.__doc__ or "").strip():
+                    missing.append(name)
+                missing.extend(self.undocumented(value, instances.get(value)))
+            elif callable(value) and not (value.__doc__ or "").strip():
+                missing.append(name)
+        self.assertEqual(missing, [])
+        # The attributes the README lists, on each class that has them, by their own text.
+        for cls, names in ((sysvshm.SharedMemory, ("key", "id", "size", "address", "attached",
+                                                   "readonly", "mode", "uid", "gid", "cuid",
+                                                   "creator_pid", "last_pid", "number_attached")),
+                           (sysvshm.Semaphore, ("key", "id", "value", "pid", "last_pid", "ncnt",
+                                                "zcnt", "undo", "block", "o_time")),
+                           (sysvshm.SemaphoreMember, ("index", "value", "pid")),
+                           (sysvshm.MessageQueue, ("key", "id", "max_size", "max_message_size",
+                                                   "current_messages"))):
+            for name in names:
+                with self.subTest(cls=cls.__name__, name=name):
+                    self.assertGreater(len(inspect.getdoc(inspect.getattr_static(cls, name))),
+                                       20)
+
+    def test_readonly_attributes_still_refuse_assignment(self):
+        mem = self.new_shm(4096)
+        self.addCleanup(mem.detach)
+        sems = self.new_set(2)
+        for obj, name in ((mem, "size"), (mem, "key"), (mem, "attached"), (mem, "address"),
+                          (sems[0], "index"), (sems[0], "pid"), (sems, "key")):
+            with self.subTest(name=name), self.assertRaises(AttributeError) as caught:
+                setattr(obj, name, 1)
+            self.assertIn("is not writable", str(caught.exception))
+        with self.assertRaises(AttributeError) as caught:
+            mem.id = 5
+        self.assertEqual(str(caught.exception), "readonly attribute")   # sysv_ipc's text
+        self.assertIs(type(sysvshm.SharedMemory.size), sysvshm._ReadOnly)
+        self.assertEqual(mem.size, 4096)
+        # The `with` target is the semaphore itself (typed as such for checkers).
+        sem = self.new_sem(1)
+        with sem as held:
+            self.assertIs(held, sem)
+            self.assertEqual(sem.value, 0)
+
+
 class TestSharedMemory(Base):
     def test_create_open_and_attributes(self):
         mem = self.new_shm(3333)
