@@ -2538,8 +2538,10 @@ def _cli_json_record(kind: str, r: "_CliRecord") -> "Dict[str, Any]":
 
 
 def _cli_kinds(args: "Any") -> "List[str]":
+    """The kinds -m/-s/-q chose, in ipcs's order; all three without them or with -a (ipcs's
+    -a wins over -m/-s/-q wherever it stands)."""
     chosen = [kind for kind in _CLI_KINDS if getattr(args, kind, False)]
-    return chosen or list(_CLI_KINDS)
+    return list(_CLI_KINDS) if getattr(args, "all_kinds", False) else chosen or list(_CLI_KINDS)
 
 
 def _cli_print(lines: "Iterable[str]") -> None:
@@ -2725,10 +2727,35 @@ def _cli_remove_all(kind: str) -> int:
     return failures
 
 
+def _cli_parse_old_id(text: str) -> int:
+    """An id of ipcrm's historical form (`ipcrm shm ID...`): decimal, as its strtoul(base 10)
+    reads it, but refused (not folded into an int) beyond 32 bits, and refused when empty."""
+    import re
+    if not re.match(r"\s*[-+]?[0-9]+\Z", text) or not -2 ** 31 <= int(text) < 2 ** 31:
+        raise _CliError("invalid id: %s" % text)
+    return int(text)
+
+
+def _cli_rm_old(kind: str, texts: "List[str]") -> int:
+    """`rm shm|msg|sem ID...`, ipcrm's historical form: removes each id in turn, with ipcrm's
+    messages, and says "resource(s) deleted" when all went.  Every id is checked first."""
+    ids = [_cli_parse_old_id(text) for text in texts]
+    failures = 0
+    for ident in ids:
+        if not _cli_remove(kind, ident, None, False):
+            failures += 1
+    if failures:
+        return 1
+    print("resource(s) deleted")
+    return 0
+
+
 def _cli_rm(args: "Any") -> int:
+    if args.old_form is not None:
+        return _cli_rm_old(*args.old_form)
     targets = args.targets or []
     if not targets and not args.all:
-        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY or --all KIND")
+        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY, -a KIND or -a")
     # Every argument is checked before anything is removed (ipcrm stops half-way instead).
     parsed = [(kind, text, _cli_parse_key(text) if by_key
                else _cli_parse_int32(text, "failed to parse argument"), by_key)
@@ -2754,7 +2781,7 @@ def _cli_rm(args: "Any") -> int:
         if not _cli_remove(kind, ident, text if by_key else None, args.verbose):
             failures += 1
     for kind in ("shm", "msg", "sem"):
-        if kind in (args.all or []):
+        if kind in (args.all or []) or None in (args.all or []):
             failures += _cli_remove_all(kind)
     return 1 if failures else 0
 
@@ -3011,6 +3038,9 @@ def _cli_parser() -> "Any":
                              help="semaphore sets" + help_suffix)
         command.add_argument("-q", "--msg", dest="msg", action="store_true",
                              help="message queues" + help_suffix)
+        command.add_argument("-a", "--all", dest="all_kinds", action="store_true",
+                             help="all three kinds (the default; as in ipcs, it wins over "
+                             "-m/-s/-q)")
 
     parser = Parser(prog="sysvshm", description="System V IPC from Python: ipcs, ipcrm, ipcmk "
                     "and lsipc for hosts without util-linux.  Without a command: ls.",
@@ -3030,6 +3060,9 @@ def _cli_parser() -> "Any":
                           help=text)
     form.add_argument("--json", action="store_true",
                       help="JSON, every field, under lsipc's names (lsipc --json -b -P)")
+    ls.add_argument("-b", "--bytes", action="store_true",
+                    help="sizes in bytes: accepted as ipcs accepts it; listings always show "
+                    "bytes")
     ls.set_defaults(format="", handler=_cli_ls)
 
     info = commands.add_parser("info", help="one object in detail (ipcs -m|-s|-q -i ID)",
@@ -3046,9 +3079,13 @@ def _cli_parser() -> "Any":
     info.set_defaults(handler=_cli_info)
 
     rm = commands.add_parser("rm", help="remove objects by id or key (ipcrm)",
+                             usage="%(prog)s [-h] [-v] [-m ID] [-M KEY] [-s ID] [-S KEY] "
+                             "[-q ID] [-Q KEY] [-a [KIND]]\n       %(prog)s shm|msg|sem ID...",
                              description="Remove objects by id or key, as ipcrm does (same "
                              "messages and exit status).  Options may repeat; every argument "
-                             "is checked before anything is removed.")
+                             "is checked before anything is removed.  ipcrm's historical "
+                             "form 'rm shm|msg|sem ID...' removes objects of one kind by id "
+                             "and says 'resource(s) deleted' when all went.")
     for short, name, kind, by_key, metavar, text in (
             ("-m", "--shmem-id", "shm", False, "ID", "a shared memory segment by id"),
             ("-M", "--shmem-key", "shm", True, "KEY", "a shared memory segment by key"),
@@ -3058,15 +3095,19 @@ def _cli_parser() -> "Any":
             ("-Q", "--queue-key", "msg", True, "KEY", "a message queue by key")):
         rm.add_argument(short, name, action=Target, const=(kind, by_key), metavar=metavar,
                         help=text)
-    rm.add_argument("--all", action="append", choices=("shm", "sem", "msg"), metavar="KIND",
-                    help="remove EVERY object of KIND (shm, sem or msg) that you may remove, "
-                    "printing each one removed; repeat for several kinds")
+    rm.add_argument("-a", "--all", action="append", nargs="?", const=None,
+                    choices=("shm", "sem", "msg"), metavar="KIND",
+                    help="remove EVERY object of KIND (shm, sem or msg), or of every kind "
+                    "without KIND, that you may remove, printing each one removed; repeat for "
+                    "several kinds.  '-a shm' is shm only, as '-ashm' and '--all=shm' (ipcrm "
+                    "2.38 removes every kind for '-a shm', then rejects 'shm')")
     rm.add_argument("-v", "--verbose", action="store_true", help="say what is being removed")
-    rm.set_defaults(targets=None, handler=_cli_rm)
+    rm.set_defaults(targets=None, old_form=None, handler=_cli_rm)
 
     mk = commands.add_parser("mk", help="create a segment, set or queue (ipcmk)",
                              description="Create objects as ipcmk does and print their ids; "
-                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL).")
+                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL, "
+                             "so an existing object is never opened instead).")
     mk.add_argument("-M", "--shmem", metavar="SIZE",
                     help="a shared memory segment of SIZE bytes (suffixes K, M, G, ...: "
                     "KiB = K = 1024, KB = 1000)")
@@ -3076,7 +3117,9 @@ def _cli_parser() -> "Any":
     mk.add_argument("-p", "--mode", default="0644", metavar="MODE",
                     help="permissions, octal (default 0644, as ipcmk)")
     mk.add_argument("-k", "--key", metavar="KEY",
-                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if taken")
+                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if "
+                    "taken.  Key 0 is IPC_PRIVATE: a new object every time, which no key "
+                    "finds (use the id printed)")
     mk.set_defaults(handler=_cli_mk)
 
     limits = commands.add_parser("limits", help="system limits (ipcs -l)",
@@ -3106,15 +3149,30 @@ def _cli_parser() -> "Any":
 
     commands.add_parser("demo", help="run the A/B scenario: segment + semaphore set, two "
                         "processes, timings; removes what it made")
+    parser.set_defaults(command_parsers=commands.choices)
     return parser
 
 
 def main(argv: "Optional[List[str]]" = None) -> int:
     """``python3 -m sysvshm [COMMAND]``; see --help.  Returns the exit status."""
     global _cli_prog
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _cli_parser()
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["rm"] and argv[1:2] in (["shm"], ["msg"], ["sem"]):
+            # ipcrm's historical form: every word after the kind is an id (as in ipcrm).
+            args = parser.parse_args(["rm"])
+            if len(argv) < 3:
+                args.command_parsers["rm"].error("not enough arguments")
+            args.old_form = (argv[1], argv[2:])
+        else:
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                # Report it against the command it follows ("sysvshm ls: ..."), unless it
+                # came before the command.
+                where = parser if args.command is None or argv.index(args.command) > 0 \
+                    else args.command_parsers[args.command]
+                where.error("unrecognized arguments: %s" % " ".join(unknown))
     except SystemExit as exc:          # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     if args.command is None:
