@@ -89,6 +89,42 @@ def queue(mq: MessageQueue) -> None:
     mq.max_size = 4096
 
 
+def whole_api(path: str) -> int:
+    """Every call a user makes, as a user writes it: the results are typed, never Any."""
+    key = sysvshm.ftok(path, ord("A"), silence_warning=True)
+    with SharedMemory(key, sysvshm.IPC_CREAT, 0o600, 4096) as shm:
+        shm.write(b"hello")
+        shm.write("text", offset=8)
+        buffer = bytearray(16)
+        assert_type(shm.read_into(buffer, 0), int)
+        view = shm.as_ctypes(Point)
+        view.x = 3
+        shm.prefault()
+    mem = sysvshm.attach(shm.id, None, sysvshm.SHM_RDONLY)
+    mem.detach()
+    mem.attach()
+    mem.remove()
+    sems = SemaphoreSet(key, 2, sysvshm.IPC_CREAT, 0o600, [1, 0])
+    sems.op([(0, -1), (1, 1, sysvshm.SEM_UNDO)], timeout=1.0)
+    sems.values = [1, 1]
+    for member in sems:
+        member.acquire(timeout=0.5)
+        member.release()
+    sem = Semaphore(None, IPC_CREX, initial_value=1)
+    sem.acquire(0)
+    sem.release(delta=1)
+    sem.Z(timeout=0)
+    mq = MessageQueue(None, IPC_CREX, max_message_size=64)
+    mq.send(b"x", block=False, type=2)
+    message, mtype = mq.receive(type=-5, flags=sysvshm.MSG_NOERROR)
+    assert_type(message, bytes)
+    assert_type(mq.receive_into(bytearray(64)), Tuple[int, int])
+    sysvshm.remove_message_queue(mq.id)
+    sysvshm.remove_semaphore(sem.id)
+    sems.remove()
+    return mtype + len(sems) + sysvshm.PAGE_SIZE + sysvshm.KEY_MAX
+
+
 def errors() -> Optional[str]:
     try:
         Semaphore(None, IPC_CREX).acquire(timeout=0.5)
