@@ -2755,7 +2755,7 @@ def _cli_rm(args: "Any") -> int:
         return _cli_rm_old(*args.old_form)
     targets = args.targets or []
     if not targets and not args.all:
-        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY, -a KIND or -a")
+        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY, or -a [KIND]")
     # Every argument is checked before anything is removed (ipcrm stops half-way instead).
     parsed = [(kind, text, _cli_parse_key(text) if by_key
                else _cli_parse_int32(text, "failed to parse argument"), by_key)
