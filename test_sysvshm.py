@@ -3386,7 +3386,9 @@ def _rm_historical_scenario():
 
 def _rm_all_scenario():
     """In a fresh IPC namespace: rm -a (every kind), -a KIND spelled each way, a word that is no
-    kind; then ipcrm -a for comparison.  Counts of (shm, sem, msg) after each step."""
+    kind.  Counts of (shm, sem, msg) after each step.  (No `ipcrm -a` next to it: from
+    util-linux 2.42 on it also removes the POSIX objects in /dev/shm, which an IPC namespace
+    does not isolate.)"""
     def make():
         for argv in (["mk", "-M", "4K", "-S", "2", "-Q"], ["mk", "-Q"]):
             assert cli(*argv)[0] == 0
@@ -3398,11 +3400,9 @@ def _rm_all_scenario():
     steps = [["made", [], make()]]
     for argv in (["rm", "-a"], "make", ["rm", "-a", "shm"], ["rm", "-asem"], "make",
                  ["rm", "--all", "sem", "-a", "msg"], ["rm", "-a", "5"], ["rm", "--all=bogus"],
-                 ["rm", "-v", "--all"], "make", ["ipcrm", "-a"]):
+                 ["rm", "-v", "--all"]):
         if argv == "make":
             steps.append(["made", [], make()])
-        elif argv[0] == "ipcrm":
-            steps.append([argv, list(run(argv)), counts()])
         else:
             steps.append([argv, list(cli(*argv)), counts()])
     return steps
@@ -3461,9 +3461,7 @@ class UtilLinuxFormsTest(Objects, unittest.TestCase):
                                   [1, 0, 0],          # --all sem -a msg
                                   [1, 0, 0],          # -a 5: refused, nothing removed
                                   [1, 0, 0],          # --all=bogus: refused
-                                  [0, 0, 0],          # -v --all
-                                  [1, 1, 2],
-                                  [0, 0, 0]])         # ipcrm -a: the same
+                                  [0, 0, 0]])         # -v --all
         bare = steps[1][1]
         self.assertEqual((bare[0], bare[2]), (0, ""))
         self.assertEqual(len(bare[1].splitlines()), 4)
@@ -3474,7 +3472,6 @@ class UtilLinuxFormsTest(Objects, unittest.TestCase):
             self.assertEqual(step[1][:2], [1, ""])
             self.assertIn("invalid choice", step[1][2])
             self.assertEqual(len(step[1][2].splitlines()), 1)
-        self.assertEqual(steps[11][1], [0, "", ""])
 
     def test_unknown_option_is_reported_against_its_command(self):
         for argv in (["ls", "--bogus"], ["ls", "-m", "-x"], ["info", "-m", "5", "--bogus"],
