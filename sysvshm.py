@@ -713,7 +713,8 @@ class _Permissions(object):
     _id = -1
 
     id = _ReadOnly(lambda self: self._id, "The identifier (shmid, semid, msqid) the kernel "
-                   "gave the object: what ipcs shows and attach() takes.", "readonly attribute")  # type: _ReadOnly[int]
+                   "gave the object: what ipcs shows and attach() takes.",
+                   "readonly attribute")  # type: _ReadOnly[int]
     cuid = _kind_field("cuid", "The creator's user id.")
     cgid = _kind_field("cgid", "The creator's group id.")
 
