@@ -42,8 +42,19 @@ import weakref
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
-                        Tuple, Union)
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional,
+                        Sequence, Set, Tuple, Type, TypeVar, Union, overload)
+    from typing import Generic as _Generic
+    _T = TypeVar("_T")
+    _CT = TypeVar("_CT", bound="ctypes._CData")
+    _Sem = TypeVar("_Sem", bound="_SemaphoreOps")
+else:
+    # At run time, without importing typing: `class _ReadOnly(_Generic[_T])` is a plain class.
+    class _Subscriptable(object):
+        def __getitem__(self, item: object) -> type:
+            return object
+
+    _Generic, _T = _Subscriptable(), None
 
 __version__ = "0.1.0"
 VERSION = __version__
@@ -56,8 +67,10 @@ __all__ = [
     "PAGE_SIZE", "SEMAPHORE_VALUE_MAX", "SEMAPHORE_TIMEOUT_SUPPORTED", "SEM_UNDO",
     "SHM_RDONLY", "SHM_RND", "SHM_HUGETLB", "SHM_NORESERVE", "SHM_REMAP", "SHM_EXEC",
     "VERSION", "Error", "InternalError", "PermissionsError", "ExistentialError", "BusyError",
-    "NotAttachedError", "SharedMemory", "Semaphore", "SemaphoreSet", "attach", "ftok",
-    "remove_semaphore", "remove_shared_memory",
+    "NotAttachedError", "ExistsError", "NotFoundError", "RemovedError", "AccessError",
+    "WouldBlockError", "TimedOutError", "InterruptedCallError", "OutOfRangeError",
+    "MessageTooLongError", "SharedMemory", "Semaphore", "SemaphoreSet", "SemaphoreMember",
+    "attach", "ftok", "remove_semaphore", "remove_shared_memory",
     "MSG_NOERROR", "MSG_EXCEPT", "MessageQueue", "remove_message_queue",
 ]
 
@@ -358,7 +371,9 @@ def _semun_val(value: int) -> ctypes.c_ulong:
 
 # --- Errors --------------------------------------------------------------------------------------
 class Error(OSError):
-    """Base class of this module's errors; an OSError carrying errno, and the failed call."""
+    """Base class of this module's errors: an OSError carrying ``errno`` and ``strerror``, and
+    in ``call`` the failed call with its arguments (e.g. "shmget(key=0x00001234, size=4096,
+    flags=0o3000)"), or None."""
 
     call = None  # type: Optional[str]
 
@@ -653,35 +668,47 @@ def _selfcheck(kind: str) -> None:
     _checked.add(kind)
 
 
-class _ReadOnly(object):
-    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable')."""
+class _ReadOnly(_Generic[_T]):
+    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable').
 
-    def __init__(self, getter: "Callable[[Any], Any]", message: "Optional[str]" = None) -> None:
+    For a type checker it is an attribute of type _T that cannot be assigned: reading it on an
+    instance gives the getter's result, and ``__set__`` accepts no value (NoReturn)."""
+
+    def __init__(self, getter: "Callable[[Any], _T]", doc: str,
+                 message: "Optional[str]" = None) -> None:
         self.getter = getter
         self.message = message
-        self.__doc__ = getter.__doc__
+        self.__doc__ = doc
 
     def __set_name__(self, owner: "Any", name: str) -> None:
         # An alias (`pid = last_pid = ...`) keeps the first, documented, name.
         self.name = getattr(self, "name", name)
+
+    if TYPE_CHECKING:   # on the class: the descriptor itself; on an instance: a _T
+        @overload
+        def __get__(self, obj: None, cls: "Any" = None) -> "_ReadOnly[_T]":
+            ...
+
+        @overload
+        def __get__(self, obj: object, cls: "Any" = None) -> "_T":
+            ...
 
     def __get__(self, obj: "Any", cls: "Any" = None) -> "Any":
         if obj is None:
             return self
         return self.getter(obj)
 
-    def __set__(self, obj: "Any", value: "Any") -> None:
+    def __set__(self, obj: "Any", value: "NoReturn") -> None:
         cls = type(obj)
         raise AttributeError(self.message or "attribute '%s' of '%s.%s' objects is not writable"
                              % (self.name, cls.__module__, cls.__qualname__))
 
 
-def _kind_field(field: str, doc: str) -> _ReadOnly:
+def _kind_field(field: str, doc: str) -> "_ReadOnly[int]":
     """A read-only attribute read from IPC_STAT of the object's kind."""
     def getter(self: "Any") -> int:
         return _stat(self._kind, self._id)[field]
-    getter.__doc__ = doc
-    return _ReadOnly(getter)
+    return _ReadOnly(getter, doc)
 
 
 class _Permissions(object):
@@ -690,7 +717,9 @@ class _Permissions(object):
     _kind = ""
     _id = -1
 
-    id = _ReadOnly(lambda self: self._id, "readonly attribute")
+    id = _ReadOnly(lambda self: self._id, "The identifier (shmid, semid, msqid) the kernel "
+                   "gave the object: what ipcs shows and attach() takes.",
+                   "readonly attribute")  # type: _ReadOnly[int]
     cuid = _kind_field("cuid", "The creator's user id.")
     cgid = _kind_field("cgid", "The creator's group id.")
 
@@ -1303,6 +1332,15 @@ class SharedMemory(_Permissions):
                 flat[:count] = view[offset:offset + count]
         return count
 
+    if TYPE_CHECKING:   # as_ctypes(MyStruct) is a MyStruct; as_ctypes() a c_ubyte array
+        @overload
+        def as_ctypes(self, ctype: None = None, offset: int = 0) -> "ctypes.Array[ctypes.c_ubyte]":
+            ...
+
+        @overload
+        def as_ctypes(self, ctype: "Type[_CT]", offset: int = 0) -> "_CT":
+            ...
+
     def as_ctypes(self, ctype: "Any" = None, offset: int = 0) -> "Any":
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
@@ -1360,19 +1398,29 @@ class SharedMemory(_Permissions):
         _check(_shmctl(self._id, _SHM_UNLOCK, None),
                lambda: "shmctl(id=%d, SHM_UNLOCK)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
-    size = _ReadOnly(lambda self: self._size)
-    address = _ReadOnly(_shm_address)
-    attached = _ReadOnly(lambda self: self._view is not None)
-    readonly = _ReadOnly(lambda self: self._readonly)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random "
+                    "one chosen for key=None; IPC_PRIVATE is 0); attach(id) gives the kernel's "
+                    "key_t.")  # type: _ReadOnly[int]
+    size = _ReadOnly(lambda self: self._size, "The segment's size in bytes (shm_segsz); "
+                     "segments never resize.")  # type: _ReadOnly[int]
+    address = _ReadOnly(_shm_address, _shm_address.__doc__ or "")
+    attached = _ReadOnly(lambda self: self._view is not None, "True while the segment is "
+                         "attached in this process.")  # type: _ReadOnly[bool]
+    readonly = _ReadOnly(lambda self: self._readonly, "True if attached read-only (readonly=True "
+                         "or SHM_RDONLY): write() raises AccessError, ``buf`` is a read-only "
+                         "memoryview.")  # type: _ReadOnly[bool]
     last_attach_time = _kind_field("atime", "Last shmat() by anyone (shm_atime).")
     last_detach_time = _kind_field("dtime", "Last shmdt() by anyone (shm_dtime).")
     last_change_time = _kind_field("ctime", "Last IPC_SET (shm_ctime).")
     creator_pid = _kind_field("cpid", "The creator's pid (shm_cpid).")
     last_pid = _kind_field("lpid", "The pid of the last shmat()/shmdt() (shm_lpid).")
     number_attached = _kind_field("nattch", "The number of attachments (shm_nattch).")
-    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST))
-    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED))
+    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST),
+                        "True once remove() was called: the kernel destroys the segment at its "
+                        "last detach (SHM_DEST).")  # type: _ReadOnly[bool]
+    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED),
+                       "True while lock() keeps the segment in RAM (SHM_LOCKED)."
+                       )  # type: _ReadOnly[bool]
 
 
 # --- Semaphores ----------------------------------------------------------------------------------
@@ -1630,11 +1678,19 @@ class _SemaphoreOps(object):
         self._set_flags()
 
     # sysv_ipc's names, and the kernel's (GETPID, GETNCNT, GETZCNT) as short aliases.
-    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"))
-    waiting_for_nonzero = ncnt = _ReadOnly(lambda self: self._getctl(_GETNCNT, "GETNCNT"))
-    waiting_for_zero = zcnt = _ReadOnly(lambda self: self._getctl(_GETZCNT, "GETZCNT"))
+    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"),
+                               "The pid of the last semop() on this semaphore (semctl "
+                               "GETPID); ``pid`` is the same.")  # type: _ReadOnly[int]
+    waiting_for_nonzero = ncnt = _ReadOnly(
+        lambda self: self._getctl(_GETNCNT, "GETNCNT"), "The number of processes waiting "
+        "for the value to increase (semctl GETNCNT); ``ncnt`` is the same."
+    )  # type: _ReadOnly[int]
+    waiting_for_zero = zcnt = _ReadOnly(
+        lambda self: self._getctl(_GETZCNT, "GETZCNT"), "The number of processes waiting "
+        "for the value to become zero (semctl GETZCNT); ``zcnt`` is the same."
+    )  # type: _ReadOnly[int]
 
-    def __enter__(self) -> "Any":
+    def __enter__(self: "_Sem") -> "_Sem":
         self.acquire()
         return self
 
@@ -1666,19 +1722,22 @@ class Semaphore(_Permissions, _SemaphoreOps):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
 
 class SemaphoreMember(_SemaphoreOps):
-    """Semaphore `index` of a SemaphoreSet: acquire/release/Z/value/block/undo, ncnt/zcnt/pid."""
+    """Semaphore ``index`` of a SemaphoreSet (``sems[i]``): acquire/release/Z/value/block/undo,
+    ncnt/zcnt/pid, a context manager as Semaphore; ``set`` is the SemaphoreSet it belongs to."""
 
     def __init__(self, semset: "SemaphoreSet", index: int) -> None:
         self.set = semset
         self._setup(semset.id, index)
 
-    index = _ReadOnly(lambda self: self._index)
+    index = _ReadOnly(lambda self: self._index, "This semaphore's number in its set (sem_num)."
+                      )  # type: _ReadOnly[int]
 
     def __repr__(self) -> str:
         return "<SemaphoreMember %d of set id=%d>" % (self._index, self._id)
@@ -1782,7 +1841,8 @@ class SemaphoreSet(_Permissions):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
@@ -2109,8 +2169,12 @@ class MessageQueue(_Permissions):
         _set("msg", self._id, "qbytes", value)
         self._send_limit = -1
 
-    key = _ReadOnly(lambda self: self._key)
-    max_message_size = _ReadOnly(lambda self: self._max_size)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
+    max_message_size = _ReadOnly(lambda self: self._max_size, "The longest message this object "
+                                 "sends or receives, as given to the constructor (its receive "
+                                 "buffer; the queue's capacity is max_size)."
+                                 )  # type: _ReadOnly[int]
     last_send_time = _kind_field("stime", "The last msgsnd() (msg_stime).")
     last_receive_time = _kind_field("rtime", "The last msgrcv() (msg_rtime).")
     last_change_time = _kind_field("ctime", "The last change: creation or IPC_SET (msg_ctime).")
@@ -2540,8 +2604,10 @@ def _cli_json_record(kind: str, r: "_CliRecord") -> "Dict[str, Any]":
 
 
 def _cli_kinds(args: "Any") -> "List[str]":
+    """The kinds -m/-s/-q chose, in ipcs's order; all three without them or with -a (ipcs's
+    -a wins over -m/-s/-q wherever it stands)."""
     chosen = [kind for kind in _CLI_KINDS if getattr(args, kind, False)]
-    return chosen or list(_CLI_KINDS)
+    return list(_CLI_KINDS) if getattr(args, "all_kinds", False) else chosen or list(_CLI_KINDS)
 
 
 def _cli_print(lines: "Iterable[str]") -> None:
@@ -2727,10 +2793,35 @@ def _cli_remove_all(kind: str) -> int:
     return failures
 
 
+def _cli_parse_old_id(text: str) -> int:
+    """An id of ipcrm's historical form (`ipcrm shm ID...`): decimal, as its strtoul(base 10)
+    reads it, but refused (not folded into an int) beyond 32 bits, and refused when empty."""
+    import re
+    if not re.match(r"\s*[-+]?[0-9]+\Z", text) or not -2 ** 31 <= int(text) < 2 ** 31:
+        raise _CliError("invalid id: %s" % text)
+    return int(text)
+
+
+def _cli_rm_old(kind: str, texts: "List[str]") -> int:
+    """`rm shm|msg|sem ID...`, ipcrm's historical form: removes each id in turn, with ipcrm's
+    messages, and says "resource(s) deleted" when all went.  Every id is checked first."""
+    ids = [_cli_parse_old_id(text) for text in texts]
+    failures = 0
+    for ident in ids:
+        if not _cli_remove(kind, ident, None, False):
+            failures += 1
+    if failures:
+        return 1
+    print("resource(s) deleted")
+    return 0
+
+
 def _cli_rm(args: "Any") -> int:
+    if args.old_form is not None:
+        return _cli_rm_old(*args.old_form)
     targets = args.targets or []
     if not targets and not args.all:
-        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY or --all KIND")
+        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY, or -a [KIND]")
     # Every argument is checked before anything is removed (ipcrm stops half-way instead).
     parsed = [(kind, text, _cli_parse_key(text) if by_key
                else _cli_parse_int32(text, "failed to parse argument"), by_key)
@@ -2756,7 +2847,7 @@ def _cli_rm(args: "Any") -> int:
         if not _cli_remove(kind, ident, text if by_key else None, args.verbose):
             failures += 1
     for kind in ("shm", "msg", "sem"):
-        if kind in (args.all or []):
+        if kind in (args.all or []) or None in (args.all or []):
             failures += _cli_remove_all(kind)
     return 1 if failures else 0
 
@@ -3013,6 +3104,9 @@ def _cli_parser() -> "Any":
                              help="semaphore sets" + help_suffix)
         command.add_argument("-q", "--msg", dest="msg", action="store_true",
                              help="message queues" + help_suffix)
+        command.add_argument("-a", "--all", dest="all_kinds", action="store_true",
+                             help="all three kinds (the default; as in ipcs, it wins over "
+                             "-m/-s/-q)")
 
     parser = Parser(prog="sysvshm", description="System V IPC from Python: ipcs, ipcrm, ipcmk "
                     "and lsipc for hosts without util-linux.  Without a command: ls.",
@@ -3032,6 +3126,9 @@ def _cli_parser() -> "Any":
                           help=text)
     form.add_argument("--json", action="store_true",
                       help="JSON, every field, under lsipc's names (lsipc --json -b -P)")
+    ls.add_argument("-b", "--bytes", action="store_true",
+                    help="sizes in bytes: accepted as ipcs accepts it; listings always show "
+                    "bytes")
     ls.set_defaults(format="", handler=_cli_ls)
 
     info = commands.add_parser("info", help="one object in detail (ipcs -m|-s|-q -i ID)",
@@ -3048,9 +3145,13 @@ def _cli_parser() -> "Any":
     info.set_defaults(handler=_cli_info)
 
     rm = commands.add_parser("rm", help="remove objects by id or key (ipcrm)",
+                             usage="%(prog)s [-h] [-v] [-m ID] [-M KEY] [-s ID] [-S KEY] "
+                             "[-q ID] [-Q KEY] [-a [KIND]]\n       %(prog)s shm|msg|sem ID...",
                              description="Remove objects by id or key, as ipcrm does (same "
                              "messages and exit status).  Options may repeat; every argument "
-                             "is checked before anything is removed.")
+                             "is checked before anything is removed.  ipcrm's historical "
+                             "form 'rm shm|msg|sem ID...' removes objects of one kind by id "
+                             "and says 'resource(s) deleted' when all went.")
     for short, name, kind, by_key, metavar, text in (
             ("-m", "--shmem-id", "shm", False, "ID", "a shared memory segment by id"),
             ("-M", "--shmem-key", "shm", True, "KEY", "a shared memory segment by key"),
@@ -3060,15 +3161,19 @@ def _cli_parser() -> "Any":
             ("-Q", "--queue-key", "msg", True, "KEY", "a message queue by key")):
         rm.add_argument(short, name, action=Target, const=(kind, by_key), metavar=metavar,
                         help=text)
-    rm.add_argument("--all", action="append", choices=("shm", "sem", "msg"), metavar="KIND",
-                    help="remove EVERY object of KIND (shm, sem or msg) that you may remove, "
-                    "printing each one removed; repeat for several kinds")
+    rm.add_argument("-a", "--all", action="append", nargs="?", const=None,
+                    choices=("shm", "sem", "msg"), metavar="KIND",
+                    help="remove EVERY object of KIND (shm, sem or msg), or of every kind "
+                    "without KIND, that you may remove, printing each one removed; repeat for "
+                    "several kinds.  '-a shm' is shm only, as '-ashm' and '--all=shm' (ipcrm "
+                    "2.38 removes every kind for '-a shm', then rejects 'shm')")
     rm.add_argument("-v", "--verbose", action="store_true", help="say what is being removed")
-    rm.set_defaults(targets=None, handler=_cli_rm)
+    rm.set_defaults(targets=None, old_form=None, handler=_cli_rm)
 
     mk = commands.add_parser("mk", help="create a segment, set or queue (ipcmk)",
                              description="Create objects as ipcmk does and print their ids; "
-                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL).")
+                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL, "
+                             "so an existing object is never opened instead).")
     mk.add_argument("-M", "--shmem", metavar="SIZE",
                     help="a shared memory segment of SIZE bytes (suffixes K, M, G, ...: "
                     "KiB = K = 1024, KB = 1000)")
@@ -3078,7 +3183,9 @@ def _cli_parser() -> "Any":
     mk.add_argument("-p", "--mode", default="0644", metavar="MODE",
                     help="permissions, octal (default 0644, as ipcmk)")
     mk.add_argument("-k", "--key", metavar="KEY",
-                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if taken")
+                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if "
+                    "taken.  Key 0 is IPC_PRIVATE: a new object every time, which no key "
+                    "finds (use the id printed)")
     mk.set_defaults(handler=_cli_mk)
 
     limits = commands.add_parser("limits", help="system limits (ipcs -l)",
@@ -3108,15 +3215,30 @@ def _cli_parser() -> "Any":
 
     commands.add_parser("demo", help="run the A/B scenario: segment + semaphore set, two "
                         "processes, timings; removes what it made")
+    parser.set_defaults(command_parsers=commands.choices)
     return parser
 
 
 def main(argv: "Optional[List[str]]" = None) -> int:
     """``python3 -m sysvshm [COMMAND]``; see --help.  Returns the exit status."""
     global _cli_prog
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _cli_parser()
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["rm"] and argv[1:2] in (["shm"], ["msg"], ["sem"]):
+            # ipcrm's historical form: every word after the kind is an id (as in ipcrm).
+            args = parser.parse_args(["rm"])
+            if len(argv) < 3:
+                args.command_parsers["rm"].error("not enough arguments")
+            args.old_form = (argv[1], argv[2:])
+        else:
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                # Report it against the command it follows ("sysvshm ls: ..."), unless it
+                # came before the command.
+                where = parser if args.command is None or argv.index(args.command) > 0 \
+                    else args.command_parsers[args.command]
+                where.error("unrecognized arguments: %s" % " ".join(unknown))
     except SystemExit as exc:          # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     if args.command is None:
