@@ -782,6 +782,25 @@ def _address_of(m: "mmap.mmap") -> int:
     return address
 
 
+_HUGE_PROBE = 64 * 1024    # every huge page size (64 KiB on arm64 and up) is a multiple of it
+
+
+def _kernel_page_size(address: int) -> int:
+    """The page size of the mapping that starts at `address` (/proc/self/smaps), or PAGE_SIZE."""
+    try:
+        with open("/proc/self/smaps") as smaps:
+            head = "%x-" % address
+            found = False
+            for line in smaps:
+                if line.startswith(head):
+                    found = True
+                elif found and line.startswith("KernelPageSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return PAGE_SIZE
+
+
 def _hugepage_size() -> int:
     try:
         with open("/proc/meminfo") as meminfo:
@@ -1075,7 +1094,10 @@ class SharedMemory(_Permissions):
         raise TypeError("a SharedMemory cannot be copied or pickled; open the segment again: "
                         "SharedMemory(key) or sysvshm.attach(id)")
 
-    __reduce__ = __getstate__ = __reduce_ex__    # type: ignore[assignment]
+    def __reduce__(self, *args: "Any") -> "Any":
+        return self.__reduce_ex__(0)
+
+    __getstate__ = __reduce__
 
     def __enter__(self) -> "SharedMemory":
         return self
@@ -1090,11 +1112,11 @@ class SharedMemory(_Permissions):
                 # An exception is already on its way out: do not replace it; the segment stays
                 # attached while its views live, and garbage collection detaches it.
 
-    def _populate(self, address: int, write: bool) -> bool:
+    def _populate(self, address: int, write: bool, length: int = 0) -> bool:
         """Fault every page of the attachment at `address` in (madvise MADV_POPULATE_*, Linux
         5.14+).  False if the kernel has no such advice; an error if a page cannot be backed
         (a huge-page segment with no free huge page: where a first touch would be SIGBUS)."""
-        length = _round_up(max(self._size, 1), self._align)
+        length = length or _round_up(max(self._size, 1), self._align)
         if _libc.madvise(address, length,
                          _MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ) == 0:
             return True
@@ -1147,9 +1169,14 @@ class SharedMemory(_Permissions):
         while True:
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
             boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
-            reservation = _new_mapping(length + boundary - PAGE_SIZE, readonly)
+            # Room to round up to the boundary, and to step off a huge-page boundary (below).
+            reservation = _new_mapping(length + 2 * boundary, readonly)
             start = _address_of(reservation)
             address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
+            if align == PAGE_SIZE and address % _HUGE_PROBE == 0:
+                # Never on a huge-page boundary while the kind of segment is not known: a
+                # huge-page segment then always refuses (EINVAL) and is recognised below.
+                address += boundary
             result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
@@ -1160,9 +1187,26 @@ class SharedMemory(_Permissions):
                 continue
             raise _error(err, "shmat(id=%d, flags=%#o)" % (self._id, flags),
                          RemovedError if err == _errno.EINVAL else None)
-        self._align, self._owner, self._base = align, reservation, address - start
+        self._align = align
+        if align > PAGE_SIZE:
+            self._prove_backed(address, length, readonly, reservation)
+        self._owner, self._base = reservation, address - start
         self._address, self._readonly, self._raw_state = address, readonly, None
         self._view = self._make_view()
+
+    def _prove_backed(self, address: int, length: int, readonly: bool, reservation: "Any") -> None:
+        """A huge-page segment: fault its pages in before anything can touch them (SHM_NORESERVE,
+        or no free huge page: a first touch would be SIGBUS).  On failure, detached, and an
+        error."""
+        try:
+            if not self._populate(address, not readonly, length):
+                pass      # Linux < 5.14: cannot prove it; without SHM_NORESERVE shmget reserved
+        except BaseException:
+            if reservation is None:
+                _shmdt(address)
+            else:
+                _overlay(address, length, readonly)   # the reservation's memory again
+            raise
 
     def _make_view(self) -> memoryview:
         """The attachment's own view (never handed out: `buf` gives slices of it)."""
@@ -1194,13 +1238,18 @@ class SharedMemory(_Permissions):
             raise _error(err, call)
         if flags & SHM_REMAP:
             _parked(result, result + length, take=True)
+        align = self._align if self._align > PAGE_SIZE else _kernel_page_size(result)
+        if align > PAGE_SIZE:
+            length = _round_up(length, align)
+            self._align = align
+            self._prove_backed(result, length, readonly, None)
         state = [result, length, False]
         owner = _ReadOnlyMemory(result, self._size) if readonly else \
             (ctypes.c_ubyte * length).from_address(result)
         import weakref
         weakref.finalize(owner, _release_raw, state).atexit = False   # views may outlive exit
         _PINNED[id(owner)] = owner     # the caller chose the address: only detach() ends it
-        self._align, self._owner, self._base = PAGE_SIZE, owner, 0
+        self._owner, self._base = owner, 0
         self._address, self._readonly, self._raw_state = result, readonly, state
         self._view = self._make_view()
 

@@ -1444,6 +1444,25 @@ class TestMemorySafety(Base):
                 except sysvshm.Error as exc:
                     print("prefault refused", exc.errno, exc)
                 mem.remove()
+            # Made by another program (raw shmget): opening it, by id, at an address of ours,
+            # and reading, must never touch an unbacked page.
+            libc = ctypes.CDLL(None, use_errno=True)
+            ident = libc.shmget(0, ctypes.c_size_t(size), 0o1600 | flags & ~sysvshm.IPC_CREX)
+            if ident >= 0:
+                try:
+                    for how in ("attach", "explicit"):
+                        try:
+                            if how == "attach":
+                                mem = sysvshm.attach(ident)
+                            else:
+                                mem = sysvshm.attach(ident, free_address(4 * size))
+                            mem.read(1)
+                            mem.detach()
+                            print(how, "backed")
+                        except sysvshm.Error as exc:
+                            print(how, "refused", exc.errno)
+                finally:
+                    sysvshm.remove_shared_memory(ident)
         """)
         result = self.run_python(code)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
@@ -1454,7 +1473,7 @@ class TestMemorySafety(Base):
         with open("/proc/sysvipc/shm") as table:
             rows = [line.split() for line in table][1:]
         self.assertEqual([row for row in rows if row[6] == pid], [], "left behind")
-        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(len(lines), 5, lines)
 
 
 
@@ -1511,11 +1530,105 @@ class TestArguments(Base):
             self.assertIn("SHM_HUGETLB", str(caught.exception))
         self.assertEqual(live_ids("shm") - before, set())
 
+    def test_layouts_that_lie_about_pointers(self):
+        # _type_ / _fields_ changed after ctypes fixed the layout: segfaults before.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=4096, init_character=b"A")
+            mem.remove()
+            class Sub(ctypes.c_char_p):
+                pass
+            Sub._type_ = "B"
+            Arr = ctypes.c_char_p * 4
+            Arr._type_ = ctypes.c_int
+            class Hidden(list):
+                def __iter__(self):
+                    return iter([])
+            class Listed(ctypes.Structure):
+                _fields_ = Hidden([("p", ctypes.c_char_p)])
+            class Deleted(ctypes.Structure):
+                _fields_ = [("p", ctypes.c_char_p)]
+            del Deleted._fields_
+            class Lying(ctypes.Structure):
+                _fields_ = [("p", ctypes.c_char_p)]
+                def __getattribute__(self, name):
+                    return 0
+            for ctype, read in ((Sub, lambda o: o.value), (Arr, lambda o: o[0]),
+                                (Listed, lambda o: o.p), (Deleted, lambda o: o.p),
+                                (Lying, lambda o: ctypes.Structure.__getattribute__(o, "p"))):
+                try:
+                    obj = mem.as_ctypes(ctype)
+                except TypeError:
+                    continue
+                try:
+                    read(obj)        # a pointer would be followed here
+                except AttributeError:
+                    pass             # PyPy builds Listed from what __iter__ gives: no field
+                del obj
+            print("ok")
+        """))
+        self.assertEqual(out, "ok\n")
+
+    def test_address_zero_and_rounding_to_page_zero(self):
+        mem = self.new_shm(4096, init_character=b"z")
+        mem.detach()
+        mem.attach(0)                     # shmat(id, NULL): the system's choice, as None
+        self.assertTrue(mem.address)
+        self.assertEqual(mem.read(1), b"z")
+        for address in (1, sysvshm._SHMLBA - 1):
+            with self.assertRaises(ValueError) as caught:
+                mem.attach(address, sysvshm.SHM_RND)
+            self.assertIn("rounds down", str(caught.exception))
+        other = sysvshm.attach(mem.id, 0, sysvshm.SHM_RDONLY)   # every version: reserved path
+        self.assertTrue(other.readonly)
+        other.detach()
+        mem.detach()                      # .address was read: only detach() ends the mapping
+
+    def test_flags_and_keys_are_converted_once(self):
+        class Flag(object):
+            def __index__(self):
+                return sysvshm.SHM_NORESERVE       # the same bit as SHM_RDONLY
+        mem = self.new_shm(4096)
+        for flags in (Flag(), IPC_CREAT ^ sysvshm.SHM_RDONLY):
+            with self.assertRaises(ValueError) as caught:
+                sysvshm.SharedMemory(mem.key, flags)
+            self.assertIn("readonly=True", str(caught.exception))
+        calls = []
+
+        class Key(object):
+            def __index__(self):
+                calls.append(1)
+                return mem.key + len(calls) - 1
+        opened = sysvshm.SharedMemory(Key())
+        self.assertEqual((opened.id, calls), (mem.id, [1]))
+        self.assertIs(type(opened.key), int)
+        self.assertEqual(repr(opened), repr(opened))
+        opened.detach()
+        mem.detach()
+
+    def test_ftok_refuses_an_embedded_nul(self):
+        for path in (HERE + "\0/elsewhere", os.fsencode(HERE) + b"\0z"):
+            with self.assertRaises(ValueError):
+                sysvshm.ftok(path, 1, True)
+
+    def test_write_settles_its_source_before_touching_memory(self):
+        mem = self.new_shm(4096, init_character=b"a")
+        other = sysvshm.attach(mem.id)
+        self.addCleanup(other.detach)
+
+        class Payload(bytearray):
+            def __len__(self):
+                if mem.attached:
+                    mem.detach()
+                return bytearray.__len__(self)
+        mem.write(Payload(b"HELLO"))      # __len__ is not called: a flat view of it is used
+        self.assertEqual(other.read(5), b"HELLO")
+
     def test_copies_and_pickles_are_refused(self):
         import copy
         import pickle
         mem = self.new_shm(4096)
-        for make in (copy.copy, copy.deepcopy, pickle.dumps):
+        for make in (copy.copy, copy.deepcopy, pickle.dumps, lambda m: m.__reduce__(),
+                     lambda m: pickle.dumps(m, 2)):
             with self.assertRaises(TypeError) as caught:
                 make(mem)
             self.assertIn("cannot be copied", str(caught.exception))
