@@ -1624,6 +1624,93 @@ class TestArguments(Base):
         mem.write(Payload(b"HELLO"))      # __len__ is not called: a flat view of it is used
         self.assertEqual(other.read(5), b"HELLO")
 
+    def test_a_failed_open_with_ipc_creat_removes_what_it_created(self):
+        # IPC_CREAT without IPC_EXCL made a segment, then attaching failed: it stayed behind.
+        key = random_key()
+        result = self.run_python("""
+            import resource, sysvshm
+            resource.setrlimit(resource.RLIMIT_AS, (1 << 31, resource.RLIM_INFINITY))
+            try:
+                sysvshm.SharedMemory(%d, sysvshm.IPC_CREAT, size=3 << 30)
+            except sysvshm.Error as exc:
+                print("refused", exc.errno)
+        """ % key)
+        self.assertEqual(result.stdout.split()[:1], ["refused"], result.stdout + result.stderr)
+        with self.assertRaises(sysvshm.NotFoundError):
+            sysvshm.SharedMemory(key)
+
+    def test_interrupted_constructors_leave_nothing(self):
+        # A signal handler's exception anywhere inside the module while it creates a segment
+        # must not leave the segment behind, key or no key: one timer per constructor, at a
+        # random moment inside it.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            import os, random, signal, sysvshm
+            class Boom(Exception):
+                pass
+            def handler(signum, frame):
+                if frame is not None and frame.f_code.co_filename == sysvshm.__file__:
+                    raise Boom()
+            signal.signal(signal.SIGALRM, handler)
+            made = interrupted = 0
+            for i in range(400):
+                key = None if i % 2 else 0x5000000 + os.getpid() * 8 % 0x1000000 + i
+                flags = sysvshm.IPC_CREX if key is None else sysvshm.IPC_CREAT
+                signal.setitimer(signal.ITIMER_REAL, random.uniform(1e-6, 3e-4))
+                try:
+                    mem = sysvshm.SharedMemory(key, flags, size=1 << 20)
+                except Boom:
+                    interrupted += 1
+                    continue
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                made += 1
+                mem.remove()
+                mem.detach()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            print(os.getpid(), made, interrupted)
+        """), timeout=120)
+        pid, made, interrupted = out.split()[:3]
+        with open("/proc/sysvipc/shm") as table:
+            rows = [line.split() for line in table][1:]
+        self.assertEqual([row for row in rows if row[4] == pid], [],
+                         "left behind (%s made, %s interrupted)" % (made, interrupted))
+        self.assertGreater(int(interrupted), 0)
+
+    def test_two_threads_attaching_and_detaching_one_object(self):
+        # PyPy reached "attached, address None", then mapped page 0 on detach().
+        self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            import sys, threading
+            if hasattr(sys, "setswitchinterval"):
+                sys.setswitchinterval(1e-6)
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=8192)
+            import atexit
+            atexit.register(sysvshm.remove_shared_memory, mem.id)
+            errors = []
+            def loop(call):
+                for _ in range(2000):
+                    try:
+                        call()
+                    except (sysvshm.NotAttachedError, sysvshm.BusyError):
+                        pass
+                    except Exception as exc:
+                        errors.append(exc)
+                    state = (mem.attached, mem._address is None)
+                    if state[0] and state[1]:
+                        errors.append(AssertionError("attached at no address"))
+            threads = [threading.Thread(target=loop, args=(call,))
+                       for call in (mem.detach, mem.attach, mem.detach, mem.attach)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert not errors, errors[:3]
+            maps = [line for line in open("/proc/self/maps") if "SYSV" in line]
+            assert len(maps) <= 1, maps
+            assert not any(line.startswith("00000000-") for line in open("/proc/self/maps"))
+            if mem.attached:
+                mem.detach()
+            done()
+        """), timeout=120)
+
     def test_copies_and_pickles_are_refused(self):
         import copy
         import pickle
