@@ -2106,6 +2106,9 @@ DOC_NOT_RUN = {
                         "TestBenchmarkScript runs --quick and checks the table's rows",
     "needs-sysv-ipc": "needs the sysv_ipc sdist from the network; TestSysvIpcSuite does this",
     "illustration": "not a program: a layout or a format shown for reading",
+    "the-suite": "it is the test run itself",
+    "host-limits": "prints the host kernel's settings, which differ between machines; LimitsTest "
+                   "compares `limits` with `ipcs -l` and lsipc",
 }
 _DIRECTIVE = re.compile(r"^<!--\s*test:(.*?)-->\s*$")
 _TIMES = [re.compile(p) for p in (
@@ -2221,17 +2224,25 @@ def _command(line):
 
 
 def _run_transcripts(commands):
-    """In a forked child: each command in one private IPC namespace; (status, output) each."""
-    why = _private_ipc_namespace()
-    if why:
-        return {"skip": why}
-    results = []
-    for line in commands:
-        done = subprocess.run(_command(line), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              cwd=HERE, env=_doc_env(), universal_newlines=True,
-                              timeout=DEADLINE * 3)
-        results.append([done.returncode, done.stdout])
-    return {"results": results, "left": _objects_left()}
+    """In a forked child: each command in one private IPC and PID namespace, so that ids and
+    pids are the same on every run (the runner is pid 1, the n-th command pid n + 1);
+    (status, output) of each."""
+    if _libc.unshare(CLONE_NEWIPC | CLONE_NEWPID) != 0:
+        return {"skip": "cannot unshare the IPC and PID namespaces: %s"
+                        % os.strerror(ctypes.get_errno())}
+
+    def runner():
+        results = []
+        for line in commands:
+            done = subprocess.run(_command(line), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, cwd=HERE, env=_doc_env(),
+                                  universal_newlines=True, timeout=DEADLINE * 3)
+            results.append([done.returncode, done.stdout])
+        return {"results": results, "left": _objects_left(), "pid": os.getpid()}
+    result = in_child(runner, timeout=DEADLINE * 10)       # pid 1 of the new namespace
+    if result["pid"] != 1:
+        return {"error": "the transcript runner is pid %d, not 1" % result["pid"]}
+    return result
 
 
 class TestDocs(Base):
@@ -2268,7 +2279,6 @@ class TestDocs(Base):
 
     def check_document(self, path):
         blocks = doc_blocks(os.path.join(HERE, path))
-        self.assertTrue(blocks, "%s has no code block" % path)
         transcripts = []          # (block, [(command, expected output)])
         previous = None           # the last python block that ran: its result
         for block in blocks:
@@ -2337,9 +2347,10 @@ class TestDocs(Base):
         if not ROOT:
             self.skipTest("the transcripts show root's objects: run as root")
         commands = [command for _, block in transcripts for command, _ in block]
-        result = in_child(lambda: _run_transcripts(commands), timeout=DEADLINE * 10)
+        result = in_child(lambda: _run_transcripts(commands), timeout=DEADLINE * 12)
         if "skip" in result:
             self.skipTest(result["skip"])
+        self.assertNotIn("error", result, result.get("error"))
         outputs = iter(result["results"])
         for where, block in transcripts:
             for command, expected in block:
@@ -2361,6 +2372,32 @@ class TestDocs(Base):
         self.assertTrue(pages)
         for name in pages:
             self.check_document("docs/" + name)
+
+    def test_links_resolve(self):
+        """Every relative link of the documents names a file that exists, and an anchor that
+        is one of that file's headings (GitHub's slugs)."""
+        def anchors(path):
+            with open(path) as f:
+                text = re.sub(r"^```.*?^```", "", f.read(), flags=re.M | re.S)
+            return {re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+                    for title in re.findall(r"^#+ (.*)$", text, re.M)}
+        pages = ["README.md"] + ["docs/" + name for name in
+                                 sorted(os.listdir(os.path.join(HERE, "docs")))
+                                 if name.endswith(".md")]
+        for page in pages:
+            with open(os.path.join(HERE, page)) as f:
+                text = re.sub(r"^```.*?^```", "", f.read(), flags=re.M | re.S)
+            for target in re.findall(r"\]\(([^)\s]+)\)", text):
+                if re.match(r"\w+:", target):
+                    continue
+                with self.subTest(page=page, link=target):
+                    name, _, anchor = target.partition("#")
+                    path = os.path.normpath(os.path.join(HERE, os.path.dirname(page),
+                                                         name or os.path.basename(page)))
+                    self.assertTrue(os.path.exists(path), "%s: %s does not exist" % (page, name))
+                    if anchor:
+                        self.assertIn(anchor, anchors(path), "%s: no heading #%s in %s"
+                                      % (page, anchor, name or page))
 
     def test_c_examples_build_without_warnings(self):
         if not shutil.which(C_COMPILER[0]) or C_LINK:
@@ -2422,6 +2459,7 @@ PAGE = sysvshm.PAGE_SIZE
 ROOT = os.geteuid() == 0
 NOBODY = 65534
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 MSG_STAT_ANY = 13
 
 _libc = ctypes.CDLL(None, use_errno=True)
