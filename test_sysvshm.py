@@ -2438,6 +2438,65 @@ class TestDocs(Base):
                          (3, "1\n", ["msg"]))
 
 
+class TestInstall(unittest.TestCase):
+    """`pip install` of the checkout into a throwaway venv gives the `sysvshm` command and
+    `python -m sysvshm`, from any directory (pyproject.toml; the build backend comes from the
+    package index, so this skips without one)."""
+
+    NETWORK = ("Could not find a version", "No matching distribution", "Failed to establish",
+               "Temporary failure in name resolution", "Network is unreachable",
+               "ConnectionError", "ReadTimeoutError", "Max retries exceeded")
+
+    def pip(self, python, *args):
+        done = subprocess.run([python, "-m", "pip", "--disable-pip-version-check"] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=600 * SCALE, env=self.env)
+        if done.returncode and any(text in done.stdout for text in self.NETWORK):
+            self.skipTest("the package index cannot be reached: %s" % done.stdout[-300:])
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:])
+        return done.stdout
+
+    def test_pip_install_gives_the_command(self):
+        self.env = dict((k, v) for k, v in os.environ.items()
+                        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))
+        folder = tempfile.mkdtemp(prefix="sysvshm-venv-")
+        self.addCleanup(shutil.rmtree, folder)
+        venv = os.path.join(folder, "venv")
+        made = subprocess.run([sys.executable, "-m", "venv", venv], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True,
+                              timeout=300 * SCALE, env=self.env)
+        if made.returncode:
+            self.skipTest("no venv with pip here: %s" % made.stdout[-300:])
+        python = os.path.join(venv, "bin", "python")
+        version = re.search(r"pip (\d+)", self.pip(python, "--version"))
+        if int(version.group(1)) < 19:          # Python 3.6's bundled pip 18 has no PEP 517
+            self.pip(python, "install", "-q", "pip>=19,<22")
+        # A copy of the checkout's files (pip must not write into the checkout).
+        source = os.path.join(folder, "src")
+        os.mkdir(source)
+        for name in ("pyproject.toml", "sysvshm.py", "README.md", "LICENSE"):
+            shutil.copy(os.path.join(HERE, name), source)
+        self.pip(python, "install", "-q", source)
+        elsewhere = os.path.join(folder, "elsewhere")
+        os.mkdir(elsewhere)
+        for argv in ([os.path.join(venv, "bin", "sysvshm"), "--version"],
+                     [python, "-m", "sysvshm", "--version"],
+                     [os.path.join(venv, "bin", "sysvshm"), "ls", "-m"],
+                     [python, "-m", "sysvshm", "ls", "-q"],
+                     [python, "-c", "import sysvshm; print(sysvshm.__file__)"]):
+            with self.subTest(argv=argv[1:]):
+                done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      universal_newlines=True, cwd=elsewhere, env=self.env,
+                                      timeout=60 * SCALE)
+                self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+                if "--version" in argv:
+                    self.assertIn(sysvshm.__version__, done.stdout + done.stderr)
+                elif "ls" in argv:
+                    self.assertIn("------ ", done.stdout)
+                else:
+                    self.assertTrue(done.stdout.startswith(venv), done.stdout)
+
+
 # --- Command line (python3 -m sysvshm ls|info|rm|mk|limits|summary|dump) ---------------------
 # Tests of sysvshm's command line (python3 -m sysvshm ls|info|rm|mk|limits|summary|dump).
 #
