@@ -2182,6 +2182,11 @@ def _objects_left():
 
 def _run_python_block(text, peer):
     """In a forked child: the block (and its peer) in a private IPC namespace."""
+    return _run_with_peer([sys.executable, "-c", text], peer)
+
+
+def _run_with_peer(argv, peer):
+    """In a forked child: argv (after its peer, if any) in a private IPC namespace."""
     why = _private_ipc_namespace()
     if why:
         return {"skip": why}
@@ -2198,7 +2203,7 @@ def _run_python_block(text, peer):
             return {"error": "the peer %s printed no first line (%s): %s%s"
                              % (peer, exc, out, err)}
     try:
-        done = subprocess.run([sys.executable, "-c", text], stdout=subprocess.PIPE,
+        done = subprocess.run(argv, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, cwd=HERE, env=env,
                               universal_newlines=True, timeout=DEADLINE * 3)
     finally:
@@ -2436,6 +2441,78 @@ class TestDocs(Base):
             self.skipTest(result["skip"])
         self.assertEqual((result["status"], result["output"], list(result["left"])),
                          (3, "1\n", ["msg"]))
+
+
+class TestExamples(Base):
+    """Each program A of the README's first example (C, Python) with each program B (Python,
+    Go): they agree on the struct, the lock and the key, and print what the README shows."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp()
+        cls.programs, cls.missing = {}, {}
+        examples = os.path.join(HERE, "examples")
+        with open(os.path.join(examples, "counter.c")) as f:
+            source = f.read()
+        try:
+            cls.programs["counter.c"] = build_c_program(cls.tmp, "counter", source)
+        except unittest.SkipTest as exc:
+            cls.missing["counter.c"] = str(exc)
+        cls.programs["counter_a.py"] = [sys.executable, os.path.join(examples, "counter_a.py")]
+        cls.programs["counter_b.py"] = [sys.executable, os.path.join(examples, "counter_b.py")]
+        go = shutil.which("go")
+        if C_LINK or EMULATOR:
+            cls.missing["counter_b.go"] = "cross-architecture run: the Go pairing runs natively"
+        elif not go or not os.path.isdir("/usr/share/gocode/src/golang.org/x/sys/unix"):
+            cls.missing["counter_b.go"] = ("needs go and golang.org/x/sys/unix (Debian: golang-go "
+                                           "golang-golang-x-sys-dev)")
+        else:
+            program = os.path.join(cls.tmp, "counter_b")
+            env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off",
+                       GOCACHE=os.path.join(tempfile.gettempdir(), "sysvshm-go-cache"))
+            done = subprocess.run([go, "build", "-o", program,
+                                   os.path.join(examples, "counter_b.go")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cls.tmp,
+                                  universal_newlines=True, env=env, timeout=600 * SCALE)
+            if done.returncode:
+                shutil.rmtree(cls.tmp)
+                raise AssertionError("go build examples/counter_b.go:\n" + done.stdout)
+            cls.programs["counter_b.go"] = [program]
+        blocks = doc_blocks(os.path.join(HERE, "README.md"))
+        shown = [i for i, b in enumerate(blocks)
+                 if b["directive"].get("file") == "examples/counter_b.py"]
+        cls.expected = blocks[shown[0] + 1]["text"]
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def pair(self, a, b):
+        for name in (a, b):
+            if name in self.missing:
+                self.skipTest("%s: %s" % (name, self.missing[name]))
+        result = in_child(lambda: _run_with_peer(self.programs[b], self.programs[a]),
+                          timeout=DEADLINE * 10)
+        if "skip" in result:
+            self.skipTest(result["skip"])
+        self.assertNotIn("error", result, result.get("error"))
+        self.assertEqual((result["status"], result["peer_status"]), (0, 0),
+                         "%s with %s:\n%s%s%s" % (a, b, result["output"], result["stderr"],
+                                                  result["peer_stderr"]))
+        self.assertEqual(result["output"], self.expected)
+        self.assertEqual(result["left"], {}, "objects left behind")
+
+    def test_c_a_python_b(self):
+        self.pair("counter.c", "counter_b.py")
+
+    def test_c_a_go_b(self):
+        self.pair("counter.c", "counter_b.go")
+
+    def test_python_a_python_b(self):
+        self.pair("counter_a.py", "counter_b.py")
+
+    def test_python_a_go_b(self):
+        self.pair("counter_a.py", "counter_b.go")
 
 
 class TestInstall(unittest.TestCase):

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     c->magic = 0x434f554e;
     c->count = 41;
     strcpy(c->note, "hello from A");
-    printf("A: segment %d and semaphore set %d at key %#x; waiting for B\n", shmid, semid, key);
+    printf("A: segment and semaphore set at key %#x; waiting for B\n", key);
     fflush(stdout);
 
     struct sembuf wait_b = {1, -1, 0};                  /* B releases semaphore 1 when done */
