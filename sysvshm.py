@@ -682,14 +682,19 @@ def _selfcheck(kind: str) -> None:
     A wrong layout does not fail loudly (it reads plausible garbage), so before a layout is
     trusted, a fresh private object must report what we know of it.  Where the probe cannot be
     made (the namespace is full, or limits forbid it) the check is tried again next time rather
-    than blocking work on existing objects."""
+    than blocking work on existing objects.  Signals wait meanwhile: a handler's exception
+    between creating the probe and removing it would leave it behind."""
+    mask = _signal_mask()
     try:
+        _defer_signals()
         seen, expected = _PROBES[kind]()
     except Error as exc:
         if exc.errno in (_errno.ENOSPC, _errno.ENOMEM, _errno.EINVAL, _errno.EACCES,
                          _errno.EPERM):
             return
         raise
+    finally:
+        _restore_signals(mask)
     if seen != expected:
         raise InternalError(0, "struct layout self-check failed for ABI %s (%s): expected %r, "
                             "the kernel gave %r" % (ABI, kind, expected, seen))
@@ -887,16 +892,20 @@ def _is_ctypes_module(name: "Any") -> bool:
 def _reads_pointer(obj: "Any", depth: int) -> bool:
     if depth > 32 or isinstance(obj, (ctypes._Pointer, _CFUNC)):
         return True
+    # Both ctypes' own descriptors and the ordinary lookup a caller's code will make: PyPy 8
+    # gives each c_char_p subclass a `value` of its own, fixed when the class was made.
     klass = type(obj)
     if isinstance(obj, ctypes._SimpleCData):
-        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass)]
+        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass), obj.value]
     elif isinstance(obj, ctypes.Array):
-        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0)] if len(obj) else []
+        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0), obj[0]] if len(obj) else []
     elif isinstance(obj, (ctypes.Structure, ctypes.Union)):
-        items = [field.__get__(obj, klass) for base in klass.__mro__
-                 for field in list(vars(base).values())
-                 if type(field).__name__ in ("CField", "Field")
-                 and _is_ctypes_module(type(field).__module__)]
+        items = []
+        for base in klass.__mro__:
+            for name, field in list(vars(base).items()):
+                if type(field).__name__ in ("CField", "Field") \
+                        and _is_ctypes_module(type(field).__module__):
+                    items += [field.__get__(obj, klass), getattr(obj, name)]
     else:
         return True
     return any(item is None or (isinstance(item, (ctypes._SimpleCData, ctypes.Array,
