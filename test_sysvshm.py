@@ -4470,10 +4470,10 @@ class LayoutProbeTest(unittest.TestCase):
                  ("sem.otime", sem["otime"]), ("sem.ctime", sem["ctime"]),
                  ("msg.stime", msg["stime"]), ("msg.ctime", msg["ctime"])]
         if emulated and probe.bits == 32 and (msg["qnum"], msg["stime"]) == (17, 0):
-            # qemu-user 11.1 (Debian sid; 7.2 is right) answers a 32-bit ARM guest's IPC_STAT
-            # of a queue with the times zeroed and every later field 4 bytes further on (the
-            # static probe, run under 7.2, reads the real values).  Accept exactly that: the
-            # layout itself was checked against the compiler above.
+            # qemu-user 10.0 and 11.1 (Debian 13, sid; 7.2 is right) answer a 32-bit ARM
+            # guest's IPC_STAT of a queue with the times zeroed and every later field 4 bytes
+            # further on (the same static probe reads the real values under 7.2).  Accept
+            # exactly that: the layout itself was checked against the compiler above.
             msg = _decode(probe.raw["msg"][:36] + probe.raw["msg"][40:], layout["msg"][1],
                           probe.byteorder)
             self.assertEqual((msg["stime"], msg["rtime"], msg["ctime"]), (0, 0, 0),
@@ -4482,9 +4482,9 @@ class LayoutProbeTest(unittest.TestCase):
         self.assertEqual((sem["nsems"], msg["qnum"], msg["cbytes"], msg["rtime"]), (3, 1, 17, 0),
                          target + ": sem/msg")
         if emulated and probe.bits == 64 and (msg["lspid"], msg["lrpid"]) != (probe.pid, 0):
-            # qemu-user before its 2025 fix (7.2 here; 11.1 of Debian sid is right) writes
-            # msg_lspid/msg_lrpid as 64-bit longs: the pid lands as one 8-byte value at lspid's
-            # offset.  Accept exactly that.
+            # qemu-user before its 2025 fix (7.2 here; Debian 13's 10.0 and sid's 11.1 are
+            # right) writes msg_lspid/msg_lrpid as 64-bit longs: the pid lands as one 8-byte
+            # value at lspid's offset.  Accept exactly that.
             order = "<" if probe.byteorder == "little" else ">"
             self.assertEqual(struct.unpack_from(order + "Q", probe.raw["msg"],
                                                 layout["msg"][1]["lspid"][0])[0], probe.pid,
