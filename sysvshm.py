@@ -482,7 +482,15 @@ def _check_flags(flags: "Any", allowed: int, what: str) -> int:
                                                               else value))
     if value & IPC_CREX == IPC_EXCL:
         raise ValueError("%s: IPC_EXCL without IPC_CREAT (the kernel would ignore it)" % what)
+    if value & _SHM_HUGE_MASK and not value & SHM_HUGETLB:
+        raise ValueError("%s: a huge page size (SHM_HUGE_2MB, SHM_HUGE_1GB: bits %#x) means "
+                         "something only with SHM_HUGETLB" % (what, value & _SHM_HUGE_MASK))
     return value
+
+
+def _ipc_id(value: "Any") -> int:
+    """An id as the kernel gives them: an int, 0..INT_MAX (ctypes would wrap 2**32 + id to id)."""
+    return _c_range(value, "id", 0, 2 ** 31 - 1)
 
 
 def _id_value(value: "Any", what: str) -> int:
@@ -992,6 +1000,12 @@ class SharedMemory(_Permissions):
             where = "at %#x%s" % (self._address, " read-only" if self._readonly else "")
         return "<%s key=%s id=%d size=%d %s>" % (type(self).__name__, _fmt_key(_key_t(self._key)),
                                                 self._id, self._size, where)
+
+    def __reduce_ex__(self, protocol: "Any") -> "Any":
+        # copy.copy(), deepcopy() and pickle: a copy would share (and could detach) the mapping
+        # while claiming an attachment of its own; sysv_ipc refuses them too.
+        raise TypeError("a SharedMemory cannot be copied or pickled; open the segment again: "
+                        "SharedMemory(key) or sysvshm.attach(id)")
 
     def __enter__(self) -> "SharedMemory":
         return self
@@ -2282,8 +2296,13 @@ class MessageQueue(_Permissions):
 def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
-    mem._id = _index(id, "id")
-    stat = _stat("shm", mem._id)
+    mem._id = _ipc_id(id)
+    try:
+        stat = _stat("shm", mem._id)
+    except RemovedError as exc:
+        raise _error(exc.errno or _errno.EINVAL, "attach(id=%d): no segment has this id (attach() takes an id, as "
+                     "ipcs -m shows it or SharedMemory(key).id gives it; to open by key, use "
+                     "SharedMemory(key))" % mem._id, NotFoundError) from None
     mem._key, mem._size = stat["key"], stat["size"]
     mem.attach(address, flags)
     return mem
@@ -2291,34 +2310,40 @@ def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMe
 
 def remove_shared_memory(id: int) -> None:
     """Wrapper around ``shmctl(id, IPC_RMID)``."""
-    ident = _index(id, "id")
+    ident = _ipc_id(id)
     _check(_shmctl(ident, _IPC_RMID, None), lambda: "shmctl(id=%d, IPC_RMID)" % ident)
 
 
 def remove_semaphore(id: int) -> None:
     """Wrapper around ``semctl(id, 0, IPC_RMID)``."""
-    ident = _index(id, "id")
+    ident = _ipc_id(id)
     _check(_semctl(ident, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % ident)
 
 
 def remove_message_queue(id: int) -> None:
     """Wrapper around ``msgctl(id, IPC_RMID)``."""
-    ident = _index(id, "id")
+    ident = _ipc_id(id)
     _check(_libc.msgctl(ident, _IPC_RMID, None), lambda: "msgctl(id=%d, IPC_RMID)" % ident)
 
 
 def ftok(path: str, id: int, silence_warning: bool = False) -> int:
-    """Wrapper around ``ftok()``: a key from a file's inode and device, and the low 8 bits of
-    ``id``.  Two files can give the same key; warns unless ``silence_warning``."""
+    """Wrapper around ``ftok()``: a key from a file's inode and device, and ``id`` (0..255: C's
+    ftok() uses only its low 8 bits, so larger ids are refused rather than folded; C's
+    ``ftok(path, 'A')`` is ``ftok(path, ord('A'))``).  Two files can give the same key; warns
+    unless ``silence_warning``."""
+    if isinstance(id, str) and len(id) == 1:
+        raise TypeError("ftok() id must be an integer 0..255: C's ftok(path, %r) is "
+                        "ftok(path, ord(%r)) == ftok(path, %d)" % (id, id, ord(id)))
+    number = _c_range(id, "ftok() id", 0, 255)
     if not silence_warning:
         import warnings
         warnings.warn("Use of ftok() is not recommended: different files can give the same key",
                       stacklevel=2)
     raw = os.fsencode(path)
-    key = _libc.ftok(raw, _index(id, "id"))
+    key = _libc.ftok(raw, number)
     if key == -1:
         err = _get_errno()
-        raise _error(err, "ftok(%r, %d)" % (path, id))
+        raise _error(err, "ftok(%r, %d)" % (path, number))
     return int(key)
 
 
@@ -3112,7 +3137,7 @@ def _cli_dump(args: "Any") -> int:
     length = None if args.length is None else _cli_parse_size(args.length, "length")
     try:
         mem = attach(ident, None, SHM_RDONLY)
-    except RemovedError:
+    except (NotFoundError, RemovedError):
         raise _CliError("id %d not found" % ident) from None
     try:
         size = mem.size

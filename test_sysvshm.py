@@ -1344,6 +1344,69 @@ class TestMemorySafety(Base):
         self.assertEqual(len(lines), 3, lines)
 
 
+
+class TestArguments(Base):
+    """Module-level calls and SharedMemory: what crosses into C is checked first, and what cannot
+    be honoured is refused with a message that names it."""
+
+    def test_ids_that_ctypes_would_wrap_never_reach_another_object(self):
+        # remove_*(2**32 + id) used to destroy object `id`; attach(2**32 + id) attached `id`.
+        mem = self.new_shm(4096)
+        sem = self.new_sem()
+        mq = sysvshm.MessageQueue(None, IPC_CREX)
+        self.addCleanup(remove_quietly, sysvshm.remove_message_queue, mq.id)
+        CREATED["msg"].add(mq.id)
+        calls = ((sysvshm.remove_shared_memory, mem.id), (sysvshm.remove_semaphore, sem.id),
+                 (sysvshm.remove_message_queue, mq.id), (sysvshm.attach, mem.id))
+        for call, ident in calls:
+            for wrapped in (2 ** 32 + ident, 2 ** 64 + ident, ident - 2 ** 32, -1):
+                with self.assertRaises(OverflowError) as caught:
+                    call(wrapped)
+                self.assertIsInstance(caught.exception, ValueError)
+                self.assertIn("id must be between 0 and 2147483647", str(caught.exception))
+        # All three are still there and still attached where they were.
+        self.assertEqual((mem.size, sem.value, mq.current_messages), (4096, 0, 0))
+        self.assertTrue(mem.attached)
+
+    def test_attach_with_a_key_says_an_id_is_expected(self):
+        mem = self.new_shm(4096, key=random_key())
+        other_ids = live_ids("shm")
+        if mem.key in other_ids:
+            self.skipTest("the key is also a live id")
+        with self.assertRaises(sysvshm.ExistentialError) as caught:
+            sysvshm.attach(mem.key)
+        self.assertIn("takes an id", str(caught.exception))
+
+    def test_ftok_refuses_ids_it_would_fold(self):
+        key = sysvshm.ftok(HERE, 255, silence_warning=True)
+        self.assertEqual(key, sysvshm.ftok(HERE, 255, True))
+        self.assertNotEqual(sysvshm.ftok(HERE, 0, True), sysvshm.ftok(HERE, 1, True))
+        for bad in (256, -1, 2 ** 32):   # C uses the low 8 bits: 256 would be 0
+            with self.assertRaises(ValueError) as caught:
+                sysvshm.ftok(HERE, bad, True)
+            self.assertIn("0 and 255", str(caught.exception))
+        with self.assertRaises(TypeError) as caught:
+            sysvshm.ftok(HERE, "A", True)
+        self.assertIn("ord('A')", str(caught.exception))
+
+    def test_huge_page_size_bits_need_shm_hugetlb(self):
+        # 0x10000000 is SHM_HUGE_* size bits: without SHM_HUGETLB the kernel ignores them.
+        before = live_ids("shm")
+        for bits in (0x10000000, 21 << 26):
+            with self.assertRaises(ValueError) as caught:
+                sysvshm.SharedMemory(None, IPC_CREX | bits, size=4096)
+            self.assertIn("SHM_HUGETLB", str(caught.exception))
+        self.assertEqual(live_ids("shm") - before, set())
+
+    def test_copies_and_pickles_are_refused(self):
+        import copy
+        import pickle
+        mem = self.new_shm(4096)
+        for make in (copy.copy, copy.deepcopy, pickle.dumps):
+            with self.assertRaises(TypeError) as caught:
+                make(mem)
+            self.assertIn("cannot be copied", str(caught.exception))
+
 # --- Semaphores, one process -------------------------------------------------------------------
 class TestSemaphore(Base):
     def test_values_and_operations(self):
