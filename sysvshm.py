@@ -29,6 +29,8 @@ minus its defects (see README.md).  Linux only; the struct layouts are declared 
 
 import ctypes
 import errno as _errno
+import itertools
+import operator
 import os
 import struct
 import sys
@@ -312,6 +314,9 @@ _get_errno = ctypes.get_errno
 # each declared argument costs ~100 ns per call through from_param.  _libc[name] makes a new
 # function object (unlike _libc.name, which is the declared one, cached).
 _semop_fast = _libc["semop"]
+_semget_fast = _libc["semget"]            # only ever called with three ints within C int
+_semctl_fast = _libc["semctl"]            # variadic; called with three ints and a byref()
+_msgget_fast = _libc["msgget"]            # only ever called with two ints within C int
 try:
     _semtimedop_fast = _libc["semtimedop"]   # type: Optional[Any]
 except AttributeError:                      # absent on some libcs: polling fallback
@@ -324,6 +329,7 @@ if not _CPYTHON:
     # PyPy is the other way round: its JIT makes declared calls fast, and undeclared ones cost
     # ~7x more (a semop pair: 2.5 us declared, 17 us undeclared, PyPy 7.3.11).
     _semop_fast, _shmget_fast, _shmat_fast, _shmctl_fast = _semop, _shmget, _shmat, _shmctl
+    _semget_fast, _semctl_fast, _msgget_fast = _semget, _semctl, _libc.msgget
     if _semtimedop_fast is not None:
         _semtimedop_fast.argtypes = [_c_int, _c_void_p, _c_size_t, _c_void_p]
 
@@ -680,16 +686,16 @@ def _kind_field(field: str, doc: str) -> _ReadOnly:
 
 
 class _NoCopy(object):
-    """copy.copy() and copy.deepcopy() are refused (as by sysv_ipc): a copy would share the
-    original's prebuilt system-call arguments (its undo and block flags, among others) while
+    """copy.copy(), copy.deepcopy() and pickle are refused (as by sysv_ipc): a copy would share
+    the original's prebuilt system-call arguments (its undo and block flags, among others) while
     keeping attributes of its own, and it cannot be a second kernel object."""
 
-    def __copy__(self) -> "Any":
-        raise TypeError("cannot copy a %s: open the object again (by key or id) for another "
-                        "handle" % type(self).__name__)
-
-    def __deepcopy__(self, memo: "Any") -> "Any":
-        return self.__copy__()
+    def __reduce_ex__(self, protocol: "Any") -> "Any":
+        name = type(self).__name__
+        again = ("SemaphoreSet(key)[index]" if name == "SemaphoreMember" else
+                 "%s(key)" % name)
+        raise TypeError("a %s cannot be copied or pickled; open the object again: %s"
+                        % (name, again))
 
 
 class _Permissions(_NoCopy):
@@ -1598,6 +1604,20 @@ def _initialise_new(ident: int, values: "List[int]") -> int:
     return ident
 
 
+_SEM_DS_SIZE = _LAYOUT["sem"][0]
+_NSEMS_AT, _NSEMS_CODE = _LAYOUT["sem"][1]["nsems"]
+_NSEMS_CODE = "=" + _NSEMS_CODE
+
+
+def _sem_nsems(semid: int) -> int:
+    """sem_nsems by IPC_STAT (the layout is checked once by _selfcheck), or -1 if the call
+    failed (the caller then takes the general path, which reports errors)."""
+    buf = ctypes.create_string_buffer(_SEM_DS_SIZE)
+    if _semctl_fast(semid, 0, _IPC_STAT, ctypes.byref(buf)) != 0:
+        return -1
+    return int(struct.unpack_from(_NSEMS_CODE, buf, _NSEMS_AT)[0])
+
+
 def _set_size(semid: int) -> int:
     """The number of semaphores in a set this process opened: IPC_STAT's sem_nsems, or, for a
     caller who may alter the set but not read it, found by semop itself.  semop checks every
@@ -1631,31 +1651,55 @@ def _set_size(semid: int) -> int:
     return low
 
 
+# Prebuilt sembufs by (index, flags): P, V, Z, and P and Z with IPC_NOWAIT (the try-locks), each
+# wrapped in byref() once.  The kernel only reads them and nothing here writes them after they
+# are built, so every handle on the same member and flags shares one set: opening a Semaphore
+# allocates none.  A few dozen entries at most (indexes in use x 4 flag combinations).
+_SEM_REFS = {}   # type: Dict[Tuple[int, int], Tuple[Any, ...]]
+_INT_ONLY = frozenset((int,))
+_int_set = frozenset
+_chain = itertools.chain
+_is = operator.is_
+
+
+def _sem_refs(index: int, flags: int) -> "Tuple[Any, ...]":
+    refs = _SEM_REFS.get((index, flags))
+    if refs is None:
+        nowait = flags | IPC_NOWAIT
+        bufs = (_sembuf(index, -1, flags), _sembuf(index, 1, flags),
+                _sembuf(index, 0, flags & ~SEM_UNDO), _sembuf(index, -1, nowait),
+                _sembuf(index, 0, nowait & ~SEM_UNDO))
+        refs = _SEM_REFS.setdefault((index, flags), tuple(ctypes.byref(b) for b in bufs))
+    return refs
+
+
 class _SemaphoreOps(_NoCopy):
     """acquire/release/Z and value/block/undo of semaphore `index` of set `id`.
 
-    The three sembufs are preallocated and wrapped in byref() once; the undeclared semop
-    handle is called directly on the fast path (FACTS §8); errno is read only on failure.
+    The sembufs are prebuilt and wrapped in byref() once (_sem_refs); the undeclared semop
+    handle is called directly on the fast paths (FACTS §8); errno is read only on failure.
     nsops goes as a plain int 1 (a C int: a c_size_t object would cost a conversion object
-    per call); only the kernel reads it, as an unsigned int, and libffi widens it anyway."""
+    per call); only the kernel reads it, as an unsigned int, and libffi widens it anyway.
+
+    Fast paths (one semop, nothing allocated): acquire() / Z() without a timeout, a try
+    (timeout 0, or block False), the first try of a timed wait, release()."""
 
     _id = -1
     _index = 0
     _block = True
     _undo = False
+    _flags = 0
 
     def _setup(self, ident: int, index: int) -> None:
         self._id, self._index = ident, index
-        self._p, self._v, self._z = _sembuf(index, -1, 0), _sembuf(index, 1, 0), _sembuf(index, 0, 0)
-        self._p_ref, self._v_ref, self._z_ref = (ctypes.byref(self._p), ctypes.byref(self._v),
-                                                 ctypes.byref(self._z))
-        self._flags = 0
+        (self._p_ref, self._v_ref, self._z_ref, self._pn_ref,
+         self._zn_ref) = _SEM_REFS.get((index, 0)) or _sem_refs(index, 0)
 
     def _set_flags(self) -> None:
         nowait = 0 if self._block else IPC_NOWAIT
         self._flags = (SEM_UNDO if self._undo else 0) | nowait
-        self._p.sem_flg = self._v.sem_flg = self._flags
-        self._z.sem_flg = nowait
+        (self._p_ref, self._v_ref, self._z_ref, self._pn_ref,
+         self._zn_ref) = _sem_refs(self._index, self._flags)
 
     def _wait(self, op: int, timeout: "Any", what: str) -> None:
         timeout = _timeout(timeout)
@@ -1664,24 +1708,51 @@ class _SemaphoreOps(_NoCopy):
         _semop_wait(self._id, sops, 1, timeout, lambda: "%s(id=%d, index=%d, delta=%d, timeout=%r)"
                     % (what, self._id, self._index, op, timeout))
 
+    def _busy(self, what: str, op: int, timeout: "Any") -> None:
+        """After a failed try on a fast path: EAGAIN is the answer (an IPC_NOWAIT semop cannot
+        be interrupted); anything else goes the slow way, which confirms it."""
+        if _get_errno() == _errno.EAGAIN:     # timeout 0 "timed out", as semtimedop says
+            raise _error(_errno.EAGAIN, "%s(id=%d, index=%d, delta=%d, timeout=%r)"
+                         % (what, self._id, self._index, op, timeout),
+                         TimedOutError if self._block else WouldBlockError)
+
     def acquire(self, timeout: "Optional[float]" = None, delta: int = 1) -> None:
         """Wrapper around ``semop()`` / ``semtimedop()``: wait until the value is >= |delta|,
-        then subtract it.  timeout None waits forever, 0 tries once, > 0 waits at most that
-        long; BusyError (also TimeoutError / BlockingIOError) when it cannot."""
-        if timeout is None and delta == 1 and _semop_fast(self._id, self._p_ref, 1) == 0:
-            return
+        then subtract it (sysv_ipc: "decreases by abs(delta)").  timeout None waits forever,
+        0 tries once, > 0 waits at most that long; BusyError (also TimeoutError /
+        BlockingIOError) when it cannot."""
+        if delta == 1 and delta.__class__ is int:
+            if timeout is None:
+                if _semop_fast(self._id, self._p_ref, 1) == 0:
+                    return
+                if not self._block:
+                    self._busy("acquire", -1, timeout)
+            elif (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0:
+                # A try, or the first try of a timed wait: no timespec, no closure.
+                if _semop_fast(self._id, self._pn_ref, 1) == 0:
+                    return
+                if timeout == 0 or not self._block:
+                    self._busy("acquire", -1, timeout)
         self._wait(-_sem_delta(delta), timeout, "acquire")
 
     def release(self, delta: int = 1) -> None:
         """Wrapper around ``semop()``: add |delta| to the value (never blocks)."""
-        if delta == 1 and _semop_fast(self._id, self._v_ref, 1) == 0:
+        if delta == 1 and delta.__class__ is int and _semop_fast(self._id, self._v_ref, 1) == 0:
             return
         self._wait(_sem_delta(delta), None, "release")
 
     def Z(self, timeout: "Optional[float]" = None) -> None:
         """Wrapper around ``semop()`` with sem_op 0: wait until the value is zero."""
-        if timeout is None and _semop_fast(self._id, self._z_ref, 1) == 0:
-            return
+        if timeout is None:
+            if _semop_fast(self._id, self._z_ref, 1) == 0:
+                return
+            if not self._block:
+                self._busy("Z", 0, timeout)
+        elif (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0:
+            if _semop_fast(self._id, self._zn_ref, 1) == 0:
+                return
+            if timeout == 0 or not self._block:
+                self._busy("Z", 0, timeout)
         self._wait(0, timeout, "Z")
 
     P = acquire
@@ -1743,9 +1814,23 @@ class Semaphore(_Permissions, _SemaphoreOps):
 
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
+    _p_ref, _v_ref, _z_ref, _pn_ref, _zn_ref = _sem_refs(0, 0)
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  initial_value: int = 0) -> None:
+        if (flags == 0 and key.__class__ is int and flags.__class__ is int
+                and mode.__class__ is int and initial_value.__class__ is int
+                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777
+                and 0 <= initial_value <= SEMAPHORE_VALUE_MAX and "sem" in _checked):
+            # Opening an existing semaphore by key: every argument checked as below, and one
+            # system call, semget(key, 1, 0) - the least that can open it (the kernel checks
+            # the key, that the set has a semaphore, and nothing else: no right is asked for).
+            # On failure, the general path below repeats it and reports the error.
+            ident = _semget_fast(key, 1, 0)
+            if ident >= 0:
+                self._key = key
+                self._id = ident      # the sembufs of member 0, flags 0: the class's
+                return
         flags = _check_flags(flags, IPC_CREX, "Semaphore")
         mode = _check_mode(mode)
         initial_value = _sem_value(initial_value)
@@ -1793,6 +1878,21 @@ class SemaphoreSet(_Permissions):
 
     def __init__(self, key: "Optional[int]", nsems: int = 0, flags: int = 0, mode: int = 0o600,
                  initial_values: "Union[None, int, Sequence[int]]" = None) -> None:
+        if (nsems == 0 and flags == 0 and initial_values is None and key.__class__ is int
+                and nsems.__class__ is int and flags.__class__ is int and mode.__class__ is int
+                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777 and "sem" in _checked):
+            # Opening an existing set by key: every argument checked as below, and two system
+            # calls - semget(key, 0, 0), which opens it without asking for any right, and
+            # IPC_STAT for its size (len(), index checks).  Where IPC_STAT is not allowed (no
+            # read permission), the general path below finds the size another way.
+            ident = _semget_fast(key, 0, 0)
+            if ident >= 0:
+                size = _sem_nsems(ident)
+                if size > 0:
+                    self._key, self._id, self._nsems = key, ident, size
+                    self._members = [None] * size   # type: List[Optional[SemaphoreMember]]
+                    self._op_cache = {}    # type: Dict[int, Tuple[Any, ...]]
+                    return
         flags = _check_flags(flags, IPC_CREX, "SemaphoreSet")
         mode = _check_mode(mode)
         nsems = _c_range(nsems, "nsems", 0, _INT_MAX)
@@ -1822,7 +1922,10 @@ class SemaphoreSet(_Permissions):
             # A set we created has the size we asked for: no IPC_STAT, which needs read
             # permission (a creator may have given itself only 0o200).
             self._nsems = nsems if created else _set_size(ident)
-            self._members = [None] * self._nsems   # type: List[Optional[SemaphoreMember]]
+            self._members = [None] * self._nsems
+            # op()'s prebuilt sembuf arrays by id() of the operation list (only ever read by
+            # the kernel); each entry holds the list, so its id stays its own.
+            self._op_cache = {}
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
@@ -1874,7 +1977,20 @@ class SemaphoreSet(_Permissions):
         """Wrapper around ``semop()`` / ``semtimedop()``: apply every ``(index, delta[, flags])``
         atomically - all or none.  delta > 0 adds, < 0 waits then subtracts, 0 waits for zero;
         flags: IPC_NOWAIT, SEM_UNDO.  Timeout as in Semaphore.acquire()."""
-        ops = [tuple(o) for o in operations]
+        # A prebuilt list (or tuple) of tuples of ints, passed again: its sembuf array was
+        # built and checked the first time.  The hit needs the same list object holding the
+        # same tuple objects (tuples of exact ints cannot change; a list item replaced, added
+        # or removed is a miss), so nothing is converted or checked twice.
+        cached = self._op_cache.get(id(operations))
+        if (cached is not None and cached[0] is operations and len(operations) == cached[2]
+                and all(map(_is, operations, cached[1]))):
+            if timeout is None and _semop_fast(self._id, cached[3], cached[2]) == 0:
+                return
+            shown = cached[5]
+            _semop_wait(self._id, cached[4], cached[2], _timeout(timeout),
+                        lambda: "semop(id=%d, %s, timeout=%r)" % (self._id, shown, timeout))
+            return
+        ops = tuple(map(tuple, operations))
         count = len(ops)
         if not count:
             raise ValueError("op() needs at least one operation")
@@ -1902,7 +2018,14 @@ class SemaphoreSet(_Permissions):
                                  IPC_NOWAIT | SEM_UNDO, "op")
             sop.sem_num, sop.sem_op, sop.sem_flg = index, delta, flags
         timeout = _timeout(timeout)
-        shown = repr(ops) if count <= 8 else "%d operations" % count
+        shown = repr(list(ops)) if count <= 8 else "%d operations" % count
+        if ((operations.__class__ is list or operations.__class__ is tuple)
+                and all(o.__class__ is tuple for o in operations)
+                and _int_set(map(type, _chain(*operations))) == _INT_ONLY):
+            if len(self._op_cache) >= 64:
+                self._op_cache.clear()
+            self._op_cache[id(operations)] = (operations, tuple(operations), count,
+                                              ctypes.byref(sops), sops, shown)
         _semop_wait(self._id, sops, count, timeout,
                     lambda: "semop(id=%d, %s, timeout=%r)" % (self._id, shown, timeout))
 
@@ -2049,6 +2172,18 @@ class MessageQueue(_Permissions):
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  max_message_size: int = 2048) -> None:
+        if (flags == 0 and key.__class__ is int and flags.__class__ is int
+                and mode.__class__ is int and max_message_size.__class__ is int
+                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777
+                and 0 <= max_message_size <= sys.maxsize - _MTEXT and "msg" in _checked):
+            # Opening an existing queue by key: every argument checked as below, and one
+            # system call, msgget(key, 0) (no right asked for: send and receive ask their
+            # own).  On failure the general path below repeats it and reports the error.
+            ident = _msgget_fast(key, 0)
+            if ident >= 0:
+                self._key, self._id, self._max_size = key, ident, max_message_size
+                self._pool = []        # type: List[_MsgBuffer]
+                return
         flags = _check_flags(flags, IPC_CREX, "MessageQueue")
         mode = _check_mode(mode)
         # The receive buffer is allocated with the smaller of this and kernel.msgmax (no
@@ -2071,7 +2206,7 @@ class MessageQueue(_Permissions):
         self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey), flags),
                           gone=False)
         self._max_size = size
-        self._pool = []        # type: List[_MsgBuffer]  # free buffers; pop/append are atomic
+        self._pool = []        # free buffers; pop/append are atomic
         # The capacity of the pooled buffers: min(max_message_size, kernel.msgmax), read at the
         # first use (and again if a longer message arrives: msgmax was raised since).
         self._capacity = -1

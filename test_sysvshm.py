@@ -5123,14 +5123,16 @@ class TestSemMsgRightsAndCleanup(MQBase):
 class TestSemMsgCopiesAndOpening(MQBase):
     def test_copies_are_refused(self):
         import copy
+        import pickle
         sem = self.new_sem(1)
         semset = self.new_set(2)
         mq = self.new_mq()
         for obj in (sem, semset, semset[1], mq):
-            for how in (copy.copy, copy.deepcopy):
+            for how in (copy.copy, copy.deepcopy, pickle.dumps):
                 with self.assertRaises(TypeError) as caught:
                     how(obj)
-                self.assertIn("cannot copy a %s" % type(obj).__name__, str(caught.exception))
+                self.assertIn("a %s cannot be copied or pickled" % type(obj).__name__,
+                              str(caught.exception))
         sem.undo = True
         self.assertTrue(sem.undo)
 
@@ -5161,6 +5163,113 @@ class TestSemMsgCopiesAndOpening(MQBase):
         sem.acquire(0, -2)               # sysv_ipc: "decreases by abs(delta)"
         sem.release(-1)
         self.assertEqual(sem.value, 4)
+
+
+class TestSemMsgFastPathsKeepChecks(MQBase):
+    """The fast paths (issue 13) take no shortcut through a check: every argument the general
+    path refuses is refused there too, and their results are the general path's."""
+
+    def test_tries_and_timed_first_tries(self):
+        sem = self.new_sem(1)
+        for bad_timeout, error in ((False, TypeError), (-1, ValueError), (-0.5, ValueError),
+                                   (float("nan"), ValueError), ("1", TypeError)):
+            with self.assertRaises(error):
+                sem.acquire(bad_timeout)          # the semaphore is free: still refused
+            with self.assertRaises(error):
+                sem.Z(bad_timeout)
+        for bad_delta in (True, 1.0):
+            with self.assertRaises(TypeError):
+                sem.acquire(0, bad_delta)
+            with self.assertRaises(TypeError):
+                sem.release(bad_delta)
+        self.assertEqual(sem.value, 1)
+        sem.acquire(0)
+        with self.assertRaises(sysvshm.TimedOutError):
+            sem.acquire(0)                        # timeout 0: "timed out", as before
+        start = time.monotonic()
+        with self.assertRaises(sysvshm.TimedOutError):
+            sem.acquire(0.1)                      # the first try fails: then a real wait
+        self.assertGreaterEqual(time.monotonic() - start, 0.09)
+        sem.Z(0)
+        sem.release()
+        with self.assertRaises(sysvshm.TimedOutError):
+            sem.Z(0)
+        sem.block = False
+        with self.assertRaises(sysvshm.WouldBlockError):
+            sem.Z()
+        sem.acquire()
+        with self.assertRaises(sysvshm.WouldBlockError):
+            sem.acquire()
+        sem.block = True
+        sem.undo = True                           # flags change the prebuilt sembufs used
+        sem.release()
+
+        def child():
+            opened = sysvshm.Semaphore(sem.key)
+            opened.undo = True
+            opened.acquire(0)                     # undone when this process exits
+            return 0 if opened.value == 0 else 3
+        self.assertChildOk(self.fork(child))
+        self.assertEqual(sem.value, 1)
+        other = sysvshm.Semaphore(sem.key)        # a fresh handle: no undo
+        self.assertFalse(other.undo)
+
+    def test_op_with_a_prebuilt_list(self):
+        semset = self.new_set(2, [1, 1])
+        take, give = [(0, -1), (1, -1)], [(0, 1), (1, 1)]
+        for _ in range(3):
+            semset.op(take)
+            self.assertEqual(semset.values, [0, 0])
+            semset.op(give)
+        take[1] = (1, True)                       # replaced item: checked again
+        with self.assertRaises(TypeError):
+            semset.op(take)
+        take[1] = (5, -1)
+        with self.assertRaises(IndexError):
+            semset.op(take)
+        take[1] = (1, -1)
+        take.append((0, -1))
+        with self.assertRaises(sysvshm.TimedOutError):
+            semset.op(take, 0)                    # three operations now: 0 would go below 0
+        del take[2]
+        semset.op(take, DEADLINE)
+        self.assertEqual(semset.values, [0, 0])
+        with self.assertRaises(ValueError):
+            semset.op(give, -1)                   # a cached list with a bad timeout
+
+    def test_opening_by_key(self):
+        sem = self.new_sem(2, key=random_key())
+        semset = self.new_set(3, [1, 2, 3], key=random_key())
+        mq = self.new_mq(key=random_key())
+        for bad in (dict(mode=0o1000), dict(mode=True), dict(initial_value=40000),
+                    dict(initial_value=True), dict(flags=False)):
+            with self.assertRaises((TypeError, ValueError)):
+                sysvshm.Semaphore(sem.key, **bad)
+        with self.assertRaises((TypeError, ValueError)):
+            sysvshm.SemaphoreSet(semset.key, mode=-1)
+        with self.assertRaises((TypeError, ValueError)):
+            sysvshm.SemaphoreSet(semset.key, False)
+        for bad in (dict(max_message_size=-1), dict(max_message_size=2 ** 64),
+                    dict(mode=0o1000)):
+            with self.assertRaises((TypeError, ValueError)):
+                sysvshm.MessageQueue(mq.key, **bad)
+        opened = sysvshm.Semaphore(sem.key)
+        self.assertEqual((opened.id, opened.key, opened.value), (sem.id, sem.key, 2))
+        opened_set = sysvshm.SemaphoreSet(semset.key)
+        self.assertEqual((opened_set.id, len(opened_set), opened_set.values),
+                         (semset.id, 3, [1, 2, 3]))
+        opened_mq = sysvshm.MessageQueue(mq.key, max_message_size=10)
+        mq.send(b"x" * 11)
+        with self.assertRaises(sysvshm.MessageTooLongError):
+            opened_mq.receive()
+        self.assertEqual(opened_mq.receive(flags=MSG_NOERROR), (b"x" * 10, 1))
+        missing = random_key()
+        with self.assertRaises(sysvshm.NotFoundError):
+            sysvshm.Semaphore(missing)
+        with self.assertRaises(sysvshm.NotFoundError):
+            sysvshm.SemaphoreSet(missing)
+        with self.assertRaises(sysvshm.NotFoundError):
+            sysvshm.MessageQueue(missing)
 
 
 if __name__ == "__main__":

@@ -700,6 +700,172 @@ def section_queue(stack, c_lib, c_skip):
     return s
 
 
+# --- Where real programs spend their time (issue 13): tries, opening by key, op(), queues -------
+class _Floor(object):
+    """The least ctypes can do for the same system calls: prebound libc functions called with
+    prebuilt arguments, errno never read (every call here succeeds).  Undeclared functions on
+    CPython (each declared argument costs a from_param call); declared ones on PyPy, whose JIT
+    makes those the fast ones."""
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        cpython = platform.python_implementation() == "CPython"
+        c_int, c_void_p, c_size_t = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+        protos = {"semop": [c_int, c_void_p, c_size_t], "semget": [c_int, c_int, c_int],
+                  "msgget": [c_int, c_int], "msgsnd": [c_int, c_void_p, c_size_t, c_int],
+                  "msgrcv": [c_int, c_void_p, c_size_t, ctypes.c_long, c_int]}
+        for name, argtypes in protos.items():
+            func = libc[name]
+            if not cpython:
+                func.argtypes = argtypes
+            func.restype = ctypes.c_ssize_t if name == "msgrcv" else c_int
+            setattr(self, name, func)
+
+        class sembuf(ctypes.Structure):
+            _fields_ = [("num", ctypes.c_ushort), ("op", ctypes.c_short),
+                        ("flg", ctypes.c_short)]
+        self.sembuf = sembuf
+
+    def ops(self, *triples):
+        array = (self.sembuf * len(triples))(*[self.sembuf(*t) for t in triples])
+        return array, ctypes.byref(array)
+
+
+def _new_sem(stack, module, value=0):
+    sem = module.Semaphore(None, module.IPC_CREX, initial_value=value)
+    stack.callback(sem.remove)
+    return sem
+
+
+def sections_hot(stack):
+    """Try-lock, open by key, open+try+release, op() on two members: sysvshm, sysv_ipc and the
+    ctypes floor of the same system calls, side by side."""
+    floor = _Floor()
+    NOWAIT = sysvshm.IPC_NOWAIT
+    tries = Section("trylock", "try-lock: acquire(0) + release(), value 1 (one process)")
+    opens = Section("open", "open an existing object by key")
+    opentry = Section("opentry", "open a semaphore by key + acquire(0) + release()")
+    op2 = Section("op2", "op() on two members: take both, give both back (two semop calls)")
+
+    sem = _new_sem(stack, sysvshm, 1)
+    tries.add("sysvshm Semaphore", compiled_timer("s.acquire(0); s.release()", {"s": sem}))
+    blocking = sysvshm.Semaphore(sem.key)
+    blocking.block = False
+    tries.add("sysvshm Semaphore, block=False", compiled_timer("s.acquire(); s.release()",
+                                                               {"s": blocking}))
+    tries.add("sysvshm acquire(timeout=5) whose first try succeeds",
+              compiled_timer("s.acquire(5.0); s.release()", {"s": sem}))
+    p, p_ref = floor.ops((0, -1, NOWAIT))
+    v, v_ref = floor.ops((0, 1, 0))
+    tries.add("ctypes floor: semop(IPC_NOWAIT) + semop", compiled_timer(
+        "semop(i, p, 1); semop(i, v, 1)", {"semop": floor.semop, "i": sem.id, "p": p_ref,
+                                           "v": v_ref}))
+    semset = sysvshm.SemaphoreSet(None, 2, sysvshm.IPC_CREX, initial_values=[1, 1])
+    stack.callback(semset.remove)
+    mq = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(mq.remove)
+    opens.add("sysvshm Semaphore(key)", compiled_timer("S(k)", {"S": sysvshm.Semaphore,
+                                                                "k": sem.key}))
+    opens.add("sysvshm SemaphoreSet(key)", compiled_timer("S(k)", {"S": sysvshm.SemaphoreSet,
+                                                                   "k": semset.key}))
+    opens.add("sysvshm MessageQueue(key)", compiled_timer("Q(k)", {"Q": sysvshm.MessageQueue,
+                                                                   "k": mq.key}))
+    opens.add("ctypes floor: semget(key, 1, 0)", compiled_timer(
+        "semget(k, 1, 0)", {"semget": floor.semget, "k": sem.key}))
+    opens.add("ctypes floor: msgget(key, 0)", compiled_timer(
+        "msgget(k, 0)", {"msgget": floor.msgget, "k": mq.key}))
+    opentry.add("sysvshm", compiled_timer("s = S(k); s.acquire(0); s.release()",
+                                          {"S": sysvshm.Semaphore, "k": sem.key}))
+    opentry.add("ctypes floor: semget + 2 semop", compiled_timer(
+        "i = semget(k, 1, 0); semop(i, p, 1); semop(i, v, 1)",
+        {"semget": floor.semget, "semop": floor.semop, "k": sem.key, "p": p_ref, "v": v_ref}))
+    take, give = [(0, -1), (1, -1)], [(0, 1), (1, 1)]
+    op2.add("sysvshm op(take); op(give)", compiled_timer(
+        "s.op(take); s.op(give)", {"s": semset, "take": take, "give": give}))
+    op2.add("sysvshm two members: acquire x2, release x2 (not atomic)", compiled_timer(
+        "a.acquire(); b.acquire(); a.release(); b.release()", {"a": semset[0], "b": semset[1]}))
+    tk, tk_ref = floor.ops((0, -1, 0), (1, -1, 0))
+    gv, gv_ref = floor.ops((0, 1, 0), (1, 1, 0))
+    op2.add("ctypes floor: 2 semop of 2 operations", compiled_timer(
+        "semop(i, t, 2); semop(i, g, 2)", {"semop": floor.semop, "i": semset.id, "t": tk_ref,
+                                           "g": gv_ref}))
+    if sysv_ipc is not None:
+        other = _new_sem(stack, sysv_ipc, 1)
+        tries.add("sysv_ipc Semaphore", compiled_timer("s.acquire(0); s.release()",
+                                                       {"s": other}), ref=True)
+        other_q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+        stack.callback(other_q.remove)
+        opens.add("sysv_ipc Semaphore(key)", compiled_timer(
+            "S(k)", {"S": sysv_ipc.Semaphore, "k": other.key}), ref=True)
+        opens.add("sysv_ipc MessageQueue(key)", compiled_timer(
+            "Q(k)", {"Q": sysv_ipc.MessageQueue, "k": other_q.key}))
+        opentry.add("sysv_ipc", compiled_timer("s = S(k); s.acquire(0); s.release()",
+                                               {"S": sysv_ipc.Semaphore, "k": other.key}),
+                    ref=True)
+        a, b = _new_sem(stack, sysv_ipc, 1), _new_sem(stack, sysv_ipc, 1)
+        op2.add("sysv_ipc two Semaphores: acquire x2, release x2 (no sets in sysv_ipc)",
+                compiled_timer("a.acquire(); b.acquire(); a.release(); b.release()",
+                               {"a": a, "b": b}), ref=True)
+    else:
+        for s in (tries, opens, opentry, op2):
+            s.add("sysv_ipc", skip="sysv_ipc not installed", ref=True)
+    return [tries, opens, opentry, op2]
+
+
+def section_queue_pingpong(stack, c_lib, c_skip):
+    """A 64-byte message there and back between two processes (two queues), on two CPUs."""
+    s = Section("queue2", "message queue round trip, 64 bytes, two processes on two CPUs")
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        s.add("sysvshm MessageQueue", skip="needs two CPUs and os.sched_setaffinity")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    warm = PINGPONG_WARMUP
+    message = b"m" * 64
+
+    def queue_row(label, module, ref=False):
+        there = module.MessageQueue(None, module.IPC_CREX)
+        stack.callback(there.remove)
+        back = module.MessageQueue(None, module.IPC_CREX)
+        stack.callback(back.remove)
+        parent_loop = compiled_timer("a.send(m); b.receive()", {"a": there, "b": back,
+                                                                "m": message},
+                                     setup="for _ in range(%d): a.send(m); b.receive()" % warm)
+
+        def child_loop(n):
+            for _ in range(warm + n):
+                back.send(there.receive()[0])
+        s.add(label, lambda n: forked(lambda: parent_loop(n), lambda: child_loop(n), cpus),
+              ref=ref)
+    queue_row("sysvshm MessageQueue", sysvshm)
+    if sysv_ipc is not None:
+        queue_row("sysv_ipc MessageQueue", sysv_ipc, ref=True)
+    else:
+        s.add("sysv_ipc MessageQueue", skip="sysv_ipc not installed", ref=True)
+    floor = _Floor()
+    there = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(there.remove)
+    back = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(back.remove)
+    word = ctypes.sizeof(ctypes.c_long)
+    out_buf = ctypes.create_string_buffer(ctypes.c_long(1).value.to_bytes(word, sys.byteorder)
+                                          + message)
+    in_buf = ctypes.create_string_buffer(word + 2048)
+    ns = {"snd": floor.msgsnd, "rcv": floor.msgrcv, "a": there.id, "b": back.id,
+          "o": ctypes.byref(out_buf), "i": ctypes.byref(in_buf), "size": 64, "cap": 2048}
+    parent_loop = compiled_timer("snd(a, o, size, 0); rcv(b, i, cap, 0, 0)", ns,
+                                 setup="for _ in range(%d): snd(a, o, size, 0); "
+                                       "rcv(b, i, cap, 0, 0)" % warm)
+
+    def floor_child(n):
+        snd, rcv, o, i = ns["snd"], ns["rcv"], ns["o"], ns["i"]
+        for _ in range(warm + n):
+            rcv(there.id, i, 2048, 0, 0)
+            snd(back.id, o, 64, 0)
+    s.add("ctypes floor: msgsnd + msgrcv", lambda n: forked(lambda: parent_loop(n),
+                                                            lambda: floor_child(n), cpus))
+    return s
+
+
 def section_import():
     """Import time measured inside fresh interpreters (python -I -S: no site, so that .pth files
     of this machine cannot preload modules such as typing or re for one row and not the other)."""
@@ -846,7 +1012,8 @@ def render_targets(sections):
 
 
 # --- Main ----------------------------------------------------------------------------------------
-SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "import")
+SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "hot", "queue2",
+                "import")
 
 
 def main(argv=None):
@@ -896,6 +1063,11 @@ def main(argv=None):
                 run(faulted, 1 / scale, 15)
             if "queue" in only:
                 run(section_queue(stack, c_lib, c_skip), 20000, 9)
+            if "hot" in only:
+                for s in sections_hot(stack):
+                    run(s, 50000, 9)
+            if "queue2" in only:
+                run(section_queue_pingpong(stack, c_lib, c_skip), 5000, 15)
             if "import" in only:
                 section = section_import()
                 run(section, 1 / scale if quick else 1, 8 if quick else 40)
