@@ -1657,6 +1657,9 @@ def _set_size(semid: int) -> int:
 # allocates none.  A few dozen entries at most (indexes in use x 4 flag combinations).
 _SEM_REFS = {}   # type: Dict[Tuple[int, int], Tuple[Any, ...]]
 _INT_ONLY = frozenset((int,))
+# Identity checks of the fast paths: only the int itself can be `is` these (never True, 0.0 or
+# an int subclass), so a hit needs no further check; a miss just takes the checked way.
+_ZERO, _ONE, _MODE_600 = 0, 1, 0o600
 _int_set = frozenset
 _chain = itertools.chain
 _is = operator.is_
@@ -1721,13 +1724,14 @@ class _SemaphoreOps(_NoCopy):
         then subtract it (sysv_ipc: "decreases by abs(delta)").  timeout None waits forever,
         0 tries once, > 0 waits at most that long; BusyError (also TimeoutError /
         BlockingIOError) when it cannot."""
-        if delta == 1 and delta.__class__ is int:
+        if delta is _ONE:       # (only the int 1 itself can be it: True, 1.0 go the checked way)
             if timeout is None:
                 if _semop_fast(self._id, self._p_ref, 1) == 0:
                     return
                 if not self._block:
                     self._busy("acquire", -1, timeout)
-            elif (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0:
+            elif (timeout is _ZERO or (timeout.__class__ is float or timeout.__class__ is int)
+                  and timeout >= 0):
                 # A try, or the first try of a timed wait: no timespec, no closure.
                 if _semop_fast(self._id, self._pn_ref, 1) == 0:
                     return
@@ -1737,7 +1741,7 @@ class _SemaphoreOps(_NoCopy):
 
     def release(self, delta: int = 1) -> None:
         """Wrapper around ``semop()``: add |delta| to the value (never blocks)."""
-        if delta == 1 and delta.__class__ is int and _semop_fast(self._id, self._v_ref, 1) == 0:
+        if delta is _ONE and _semop_fast(self._id, self._v_ref, 1) == 0:
             return
         self._wait(_sem_delta(delta), None, "release")
 
@@ -1748,7 +1752,8 @@ class _SemaphoreOps(_NoCopy):
                 return
             if not self._block:
                 self._busy("Z", 0, timeout)
-        elif (timeout.__class__ is float or timeout.__class__ is int) and timeout >= 0:
+        elif (timeout is _ZERO or (timeout.__class__ is float or timeout.__class__ is int)
+              and timeout >= 0):
             if _semop_fast(self._id, self._zn_ref, 1) == 0:
                 return
             if timeout == 0 or not self._block:
@@ -1816,12 +1821,12 @@ class Semaphore(_Permissions, _SemaphoreOps):
     _key = IPC_PRIVATE   # type: int
     _p_ref, _v_ref, _z_ref, _pn_ref, _zn_ref = _sem_refs(0, 0)
 
-    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
-                 initial_value: int = 0) -> None:
-        if (flags == 0 and key.__class__ is int and flags.__class__ is int
-                and mode.__class__ is int and initial_value.__class__ is int
-                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777
-                and 0 <= initial_value <= SEMAPHORE_VALUE_MAX and "sem" in _checked):
+    def __init__(self, key: "Optional[int]", flags: int = _ZERO, mode: int = _MODE_600,
+                 initial_value: int = _ZERO) -> None:
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and (initial_value is _ZERO or initial_value.__class__ is int
+                     and 0 <= initial_value <= SEMAPHORE_VALUE_MAX) and "sem" in _checked):
             # Opening an existing semaphore by key: every argument checked as below, and one
             # system call, semget(key, 1, 0) - the least that can open it (the kernel checks
             # the key, that the set has a semaphore, and nothing else: no right is asked for).
@@ -1876,11 +1881,12 @@ class SemaphoreSet(_Permissions):
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
 
-    def __init__(self, key: "Optional[int]", nsems: int = 0, flags: int = 0, mode: int = 0o600,
+    def __init__(self, key: "Optional[int]", nsems: int = _ZERO, flags: int = _ZERO,
+                 mode: int = _MODE_600,
                  initial_values: "Union[None, int, Sequence[int]]" = None) -> None:
-        if (nsems == 0 and flags == 0 and initial_values is None and key.__class__ is int
-                and nsems.__class__ is int and flags.__class__ is int and mode.__class__ is int
-                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777 and "sem" in _checked):
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and nsems is _ZERO and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and initial_values is None and "sem" in _checked):
             # Opening an existing set by key: every argument checked as below, and two system
             # calls - semget(key, 0, 0), which opens it without asking for any right, and
             # IPC_STAT for its size (len(), index checks).  Where IPC_STAT is not allowed (no
@@ -2042,6 +2048,7 @@ class SemaphoreSet(_Permissions):
 _MTEXT = ctypes.sizeof(ctypes.c_long)    # offsetof(struct msgbuf, mtext): the type is a C long
 _LONG_MAX = 2 ** (8 * _MTEXT - 1) - 1
 _LONG_MIN = -_LONG_MAX - 1
+_MSG_2048 = 2048       # max_message_size's default (identity-checked on the fast path)
 _QBYTES_MAX = 2 ** (8 * struct.calcsize("=" + _LAYOUT["msg"][1]["qbytes"][1])) - 1
 # Hot path (FACTS §8): undeclared msgsnd/msgrcv called with preallocated ctypes arguments
 # (declared ones on PyPy, whose JIT makes those the fast ones - see _semop_fast).
@@ -2122,13 +2129,14 @@ class _MsgBuffer(object):
     """A preallocated struct msgbuf (long mtype; char mtext[capacity]) and its call arguments:
     ``capacity`` (msgsz of receive), ``size`` (msgsz of send), ``msgtyp`` (of receive)."""
 
-    __slots__ = ("raw", "ref", "mtype", "view", "capacity", "size", "msgtyp")
+    __slots__ = ("raw", "ref", "mtype", "view", "text", "capacity", "size", "msgtyp")
 
     def __init__(self, capacity: int) -> None:
         self.raw = ctypes.create_string_buffer(_MTEXT + capacity)
         self.ref = ctypes.byref(self.raw)
         self.mtype = ctypes.c_long.from_buffer(self.raw)
         self.view = memoryview(self.raw).cast("B")
+        self.text = self.view[_MTEXT:]          # mtext
         self.capacity = ctypes.c_size_t(capacity)
         self.size = ctypes.c_size_t()
         self.msgtyp = ctypes.c_long()
@@ -2170,12 +2178,12 @@ class MessageQueue(_Permissions):
     _send_limit = -1       # a length every send may use without the checks of _check_length()
     _capacity = -1
 
-    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
-                 max_message_size: int = 2048) -> None:
-        if (flags == 0 and key.__class__ is int and flags.__class__ is int
-                and mode.__class__ is int and max_message_size.__class__ is int
-                and 0 < key <= 0x7FFFFFFF and 0 <= mode <= 0o777
-                and 0 <= max_message_size <= sys.maxsize - _MTEXT and "msg" in _checked):
+    def __init__(self, key: "Optional[int]", flags: int = _ZERO, mode: int = _MODE_600,
+                 max_message_size: int = _MSG_2048) -> None:
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and (max_message_size is _MSG_2048 or max_message_size.__class__ is int
+                     and 0 <= max_message_size <= sys.maxsize - _MTEXT) and "msg" in _checked):
             # Opening an existing queue by key: every argument checked as below, and one
             # system call, msgget(key, 0) (no right asked for: send and receive ask their
             # own).  On failure the general path below repeats it and reports the error.
@@ -2237,7 +2245,8 @@ class MessageQueue(_Permissions):
                              "(msg_qbytes) is %d bytes" % (length, qbytes))
         self._send_limit = min(self._max_size, msgmax, qbytes)
 
-    def send(self, message: "Union[bytes, str, Any]", block: bool = True, type: int = 1) -> None:
+    def send(self, message: "Union[bytes, str, Any]", block: bool = True,
+             type: int = _ONE) -> None:
         """Wrapper around ``msgsnd()``: queue ``message`` (bytes-like; str is encoded UTF-8)
         with ``type`` >= 1.  A full queue blocks, or raises BusyError with block=False."""
         if message.__class__ is not bytes:
@@ -2248,7 +2257,7 @@ class MessageQueue(_Permissions):
         length = len(message)
         if length > self._send_limit:
             self._check_length(length)
-        if type.__class__ is not int or not 0 < type <= _LONG_MAX:
+        if type is not _ONE and (type.__class__ is not int or not 0 < type <= _LONG_MAX):
             type = _msg_type(type, False)
         flags = 0 if block else IPC_NOWAIT
         pool = self._pool
@@ -2258,7 +2267,7 @@ class MessageQueue(_Permissions):
             buf = self._new_buffer()
         try:
             buf.mtype.value = type
-            buf.view[_MTEXT:_MTEXT + length] = message
+            buf.text[:length] = message
             buf.size.value = length
             previous = 0
             while _msgsnd_fast(self._id, buf.ref, buf.size, flags) != 0:
@@ -2315,14 +2324,17 @@ class MessageQueue(_Permissions):
             if length >= 0:
                 return int(length)
 
-    def receive(self, block: bool = True, type: int = 0, flags: int = 0) -> "Tuple[bytes, int]":
+    def receive(self, block: bool = True, type: int = _ZERO,
+                flags: int = _ZERO) -> "Tuple[bytes, int]":
         """Wrapper around ``msgrcv()``: take a message, return ``(bytes, type)``.
 
         type 0: the first message; > 0: the first of that type (MSG_EXCEPT: of any other
         type); < 0: the first of the lowest type <= |type|.  Nothing matching: waits, or
         BusyError with block=False.  Longer than max_message_size: MessageTooLongError and the
         message stays queued, or with MSG_NOERROR it is truncated (the rest is discarded)."""
-        if flags or not block or type.__class__ is not int or not _LONG_MIN <= type <= _LONG_MAX:
+        if (type is not _ZERO or flags is not _ZERO or block is not True) and (
+                flags or not block or type.__class__ is not int
+                or not _LONG_MIN <= type <= _LONG_MAX):
             type, flags = _rcv_flags(type, block, flags)
         pool = self._pool
         try:
@@ -2335,7 +2347,7 @@ class MessageQueue(_Permissions):
             if length < 0:
                 buf.size.value = buf.capacity.value
                 length = self._retry(buf, self._max_size, type, flags)
-            return buf.view[_MTEXT:_MTEXT + length].tobytes(), buf.mtype.value
+            return buf.text[:length].tobytes(), buf.mtype.value
         finally:
             pool.append(buf)
 
