@@ -2129,7 +2129,8 @@ class _MsgBuffer(object):
     """A preallocated struct msgbuf (long mtype; char mtext[capacity]) and its call arguments:
     ``capacity`` (msgsz of receive), ``size`` (msgsz of send), ``msgtyp`` (of receive)."""
 
-    __slots__ = ("raw", "ref", "mtype", "view", "text", "capacity", "size", "msgtyp")
+    __slots__ = ("raw", "ref", "mtype", "view", "text", "capacity", "size", "msgtyp", "sent",
+                 "length", "wanted", "room")
 
     def __init__(self, capacity: int) -> None:
         self.raw = ctypes.create_string_buffer(_MTEXT + capacity)
@@ -2140,6 +2141,10 @@ class _MsgBuffer(object):
         self.capacity = ctypes.c_size_t(capacity)
         self.size = ctypes.c_size_t()
         self.msgtyp = ctypes.c_long()
+        # What send last wrote in mtype and size, and receive in msgtyp (send and receive
+        # take their buffers from separate pools): equal values are not written again.
+        self.sent, self.length, self.wanted = 0, 0, 0
+        self.room = capacity
 
 
 def _rcv_flags(type: "Any", block: "Any", flags: "Any") -> "Tuple[int, int]":
@@ -2191,6 +2196,7 @@ class MessageQueue(_Permissions):
             if ident >= 0:
                 self._key, self._id, self._max_size = key, ident, max_message_size
                 self._pool = []        # type: List[_MsgBuffer]
+                self._send_pool = []   # type: List[_MsgBuffer]
                 return
         flags = _check_flags(flags, IPC_CREX, "MessageQueue")
         mode = _check_mode(mode)
@@ -2214,7 +2220,8 @@ class MessageQueue(_Permissions):
         self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey), flags),
                           gone=False)
         self._max_size = size
-        self._pool = []        # free buffers; pop/append are atomic
+        self._pool = []        # free buffers of receive; pop/append are atomic
+        self._send_pool = []   # and of send
         # The capacity of the pooled buffers: min(max_message_size, kernel.msgmax), read at the
         # first use (and again if a longer message arrives: msgmax was raised since).
         self._capacity = -1
@@ -2244,6 +2251,7 @@ class MessageQueue(_Permissions):
             raise ValueError("a message of %d bytes can never be queued: the queue's max_size "
                              "(msg_qbytes) is %d bytes" % (length, qbytes))
         self._send_limit = min(self._max_size, msgmax, qbytes)
+        self._capacity = min(self._max_size, msgmax)     # msgmax may have changed
 
     def send(self, message: "Union[bytes, str, Any]", block: bool = True,
              type: int = _ONE) -> None:
@@ -2260,15 +2268,19 @@ class MessageQueue(_Permissions):
         if type is not _ONE and (type.__class__ is not int or not 0 < type <= _LONG_MAX):
             type = _msg_type(type, False)
         flags = 0 if block else IPC_NOWAIT
-        pool = self._pool
+        pool = self._send_pool
         try:
             buf = pool.pop()
         except IndexError:
             buf = self._new_buffer()
+        if buf.room < length:           # made before msgmax was raised
+            buf = _MsgBuffer(length)
         try:
-            buf.mtype.value = type
+            if buf.sent != type:
+                buf.mtype.value = buf.sent = type
             buf.text[:length] = message
-            buf.size.value = length
+            if buf.length != length:
+                buf.size.value = buf.length = length
             previous = 0
             while _msgsnd_fast(self._id, buf.ref, buf.size, flags) != 0:
                 # The errno is trusted as _confirmed() says (a signal handler's failing call
@@ -2314,6 +2326,7 @@ class MessageQueue(_Permissions):
                     if longest > size:
                         buf.__init__(longest)       # type: ignore[misc]
                         buf.size.value = longest
+                        buf.msgtyp.value = buf.wanted = type
                         if limit == self._max_size:
                             self._capacity = max(self._capacity, longest)
                         verdict = 0
@@ -2342,7 +2355,8 @@ class MessageQueue(_Permissions):
         except IndexError:
             buf = self._new_buffer()
         try:
-            buf.msgtyp.value = type
+            if buf.wanted != type:
+                buf.msgtyp.value = buf.wanted = type
             length = _msgrcv_fast(self._id, buf.ref, buf.capacity, buf.msgtyp, flags)
             if length < 0:
                 buf.size.value = buf.capacity.value
@@ -2383,7 +2397,7 @@ class MessageQueue(_Permissions):
             try:
                 size = buf.size
                 size.value = min(capacity, buf.capacity.value)
-                buf.msgtyp.value = type
+                buf.msgtyp.value = buf.wanted = type
                 length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
                 if length < 0:
                     length = self._retry(buf, capacity, type, flags)

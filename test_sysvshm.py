@@ -5272,5 +5272,29 @@ class TestSemMsgFastPathsKeepChecks(MQBase):
             sysvshm.MessageQueue(missing)
 
 
+class TestMsgBufferBoundedByMsgmax(MQBase):
+    @root_namespace
+    def test_a_raised_msgmax_grows_the_receive_buffer(self):
+        def scenario():
+            with open("/proc/sys/kernel/msgmax", "w") as limit:
+                limit.write("4096")
+            with open("/proc/sys/kernel/msgmnb", "w") as limit:     # a new queue's max_size
+                limit.write("65536")
+            q = sysvshm.MessageQueue(None, IPC_CREX, max_message_size=10 ** 12)
+            try:
+                q.send(b"a" * 10)
+                first = q.receive()                 # a buffer of msgmax (4096) bytes
+                with open("/proc/sys/kernel/msgmax", "w") as limit:
+                    limit.write("20000")
+                q.send(b"1" * 10000, type=1)
+                q.send(b"2" * 12000, type=2)
+                second = q.receive(type=2)          # E2BIG on the small buffer: it grows
+                third = q.receive()
+                return [first[0].decode(), len(second[0]), second[1], len(third[0]), third[1]]
+            finally:
+                q.remove()
+        self.assertEqual(in_child(scenario, unshare_ipc=True), ["a" * 10, 12000, 2, 10000, 1])
+
+
 if __name__ == "__main__":
     unittest.main()
