@@ -24,6 +24,7 @@ import ctypes
 import errno
 import gc
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -359,6 +360,117 @@ class TestModule(Base):
 
 
 # --- Shared memory, one process ----------------------------------------------------------------
+class TestPublicApiDocumented(Base):
+    """__all__ names every public class (every exception the README says to catch among them),
+    help(sysvshm) shows them, and every public attribute says what it is."""
+
+    CAUGHT = ("TimedOutError", "WouldBlockError", "MessageTooLongError", "NotFoundError",
+              "ExistsError", "RemovedError", "AccessError", "OutOfRangeError",
+              "InterruptedCallError", "Error", "BusyError", "ExistentialError",
+              "PermissionsError", "NotAttachedError", "InternalError")
+
+    def test_all_has_every_public_class(self):
+        for name in self.CAUGHT + ("SemaphoreMember", "SharedMemory", "Semaphore",
+                                   "SemaphoreSet", "MessageQueue"):
+            self.assertIn(name, sysvshm.__all__)
+        classes = [name for name, value in vars(sysvshm).items()
+                   if isinstance(value, type) and not name.startswith("_")
+                   and value.__module__ == "sysvshm"]
+        self.assertGreaterEqual(len(classes), 20)
+        self.assertEqual(sorted(set(classes) - set(sysvshm.__all__)), [])
+        self.assertEqual(len(sysvshm.__all__), len(set(sysvshm.__all__)))
+        namespace = {}
+        exec("from sysvshm import *", namespace)
+        self.assertIn("TimedOutError", namespace)
+
+    def test_help_shows_the_exceptions(self):
+        import pydoc
+        text = pydoc.render_doc(sysvshm, renderer=pydoc.plaintext)
+        for name in self.CAUGHT + ("SemaphoreMember",):
+            self.assertTrue("class %s(" % name in text, name)
+        for attribute in ("key", "size", "address", "attached", "readonly", "id", "mode", "uid"):
+            self.assertTrue(re.search(r"\|  %s\n +\|      \w" % attribute, text), attribute)
+
+    def undocumented(self, cls, instance=None):
+        """The public attributes of a sysvshm class (and of one of its instances) that have
+        no docstring: a descriptor, function or property needs its own; a plain value (a
+        class or instance attribute) must be named as ``name`` in its class's docstring."""
+        missing = []
+        names = set(dir(cls)) | set(vars(instance) if instance is not None else ())
+        for name in sorted(n for n in names if not n.startswith("_")):
+            owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+            if owner is None:                            # an instance attribute
+                owner, value = cls, None
+            elif owner.__module__ != "sysvshm":
+                continue                                 # OSError's errno, strerror, ...
+            else:
+                value = vars(owner)[name]
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if value is not None and (callable(value) or hasattr(value, "__get__")) and \
+                    not isinstance(value, (int, str, bytes)):
+                doc = getattr(value, "__doc__", None)
+                if not doc or not doc.strip() or doc == type(value).__doc__:
+                    missing.append("%s.%s" % (cls.__name__, name))
+            elif "``%s``" % name not in (owner.__doc__ or ""):
+                missing.append("%s.%s (not in the class docstring)" % (cls.__name__, name))
+        return missing
+
+    def test_every_public_name_and_attribute_has_a_docstring(self):
+        mem = self.new_shm(4096)
+        self.addCleanup(mem.detach)
+        sems = self.new_set(2)
+        mq = sysvshm.MessageQueue(None, IPC_CREX)
+        self.addCleanup(remove_quietly, sysvshm.remove_message_queue, mq.id)
+        CREATED["msg"].add(mq.id)
+        instances = {sysvshm.SharedMemory: mem, sysvshm.SemaphoreSet: sems,
+                     sysvshm.SemaphoreMember: sems[1], sysvshm.MessageQueue: mq,
+                     sysvshm.Semaphore: self.new_sem(1)}
+        missing = []
+        for name in sysvshm.__all__:
+            value = getattr(sysvshm, name)
+            if isinstance(value, type):
+                if not (value.__doc__ or "").strip():
+                    missing.append(name)
+                missing.extend(self.undocumented(value, instances.get(value)))
+            elif callable(value) and not (value.__doc__ or "").strip():
+                missing.append(name)
+        self.assertEqual(missing, [])
+        # The attributes the README lists, on each class that has them, by their own text.
+        for cls, names in ((sysvshm.SharedMemory, ("key", "id", "size", "address", "attached",
+                                                   "readonly", "mode", "uid", "gid", "cuid",
+                                                   "creator_pid", "last_pid", "number_attached")),
+                           (sysvshm.Semaphore, ("key", "id", "value", "pid", "last_pid", "ncnt",
+                                                "zcnt", "undo", "block", "o_time")),
+                           (sysvshm.SemaphoreMember, ("index", "value", "pid")),
+                           (sysvshm.MessageQueue, ("key", "id", "max_size", "max_message_size",
+                                                   "current_messages"))):
+            for name in names:
+                with self.subTest(cls=cls.__name__, name=name):
+                    self.assertGreater(len(inspect.getdoc(inspect.getattr_static(cls, name))),
+                                       20)
+
+    def test_readonly_attributes_still_refuse_assignment(self):
+        mem = self.new_shm(4096)
+        self.addCleanup(mem.detach)
+        sems = self.new_set(2)
+        for obj, name in ((mem, "size"), (mem, "key"), (mem, "attached"), (mem, "address"),
+                          (sems[0], "index"), (sems[0], "pid"), (sems, "key")):
+            with self.subTest(name=name), self.assertRaises(AttributeError) as caught:
+                setattr(obj, name, 1)
+            self.assertIn("is not writable", str(caught.exception))
+        with self.assertRaises(AttributeError) as caught:
+            mem.id = 5
+        self.assertEqual(str(caught.exception), "readonly attribute")   # sysv_ipc's text
+        self.assertIs(type(sysvshm.SharedMemory.size), sysvshm._ReadOnly)
+        self.assertEqual(mem.size, 4096)
+        # The `with` target is the semaphore itself (typed as such for checkers).
+        sem = self.new_sem(1)
+        with sem as held:
+            self.assertIs(held, sem)
+            self.assertEqual(sem.value, 0)
+
+
 class TestSharedMemory(Base):
     def test_create_open_and_attributes(self):
         mem = self.new_shm(3333)
@@ -563,13 +675,14 @@ class TestSharedMemory(Base):
 
         class Linked(ctypes.Structure):
             _fields_ = [("count", ctypes.c_int), ("name", ctypes.c_char_p)]
-        for pointerish in (ctypes.c_char_p, ctypes.c_wchar_p, ctypes.py_object,
+        for pointerish in (ctypes.c_char_p, ctypes.c_wchar_p, ctypes.py_object, ctypes.c_void_p,
                            ctypes.POINTER(ctypes.c_int), ctypes.CFUNCTYPE(None), Linked,
                            ctypes.c_char_p * 2, Linked * 3):
-            with self.assertRaises(TypeError):     # ctypes would follow what is stored there
+            with self.assertRaises(TypeError) as caught:   # ctypes would follow what is there
                 mem.as_ctypes(pointerish)
-        pointer = ctypes.sizeof(ctypes.c_void_p)  # the words at 8, read as this ABI's void *
-        self.assertEqual(mem.as_ctypes(ctypes.c_void_p, 8).value,
+            self.assertIn("c_size_t", str(caught.exception))
+        pointer = ctypes.sizeof(ctypes.c_size_t)  # the words at 8, read as an address-sized int
+        self.assertEqual(mem.as_ctypes(ctypes.c_size_t, 8).value,
                          int.from_bytes(mem.read(pointer, 8), sys.byteorder))
         del header, words, everything, tail
 
@@ -1331,6 +1444,25 @@ class TestMemorySafety(Base):
                 except sysvshm.Error as exc:
                     print("prefault refused", exc.errno, exc)
                 mem.remove()
+            # Made by another program (raw shmget): opening it, by id, at an address of ours,
+            # and reading, must never touch an unbacked page.
+            libc = ctypes.CDLL(None, use_errno=True)
+            ident = libc.shmget(0, ctypes.c_size_t(size), 0o1600 | flags & ~sysvshm.IPC_CREX)
+            if ident >= 0:
+                try:
+                    for how in ("attach", "explicit"):
+                        try:
+                            if how == "attach":
+                                mem = sysvshm.attach(ident)
+                            else:
+                                mem = sysvshm.attach(ident, free_address(4 * size))
+                            mem.read(1)
+                            mem.detach()
+                            print(how, "backed")
+                        except sysvshm.Error as exc:
+                            print(how, "refused", exc.errno)
+                finally:
+                    sysvshm.remove_shared_memory(ident)
         """)
         result = self.run_python(code)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
@@ -1341,7 +1473,7 @@ class TestMemorySafety(Base):
         with open("/proc/sysvipc/shm") as table:
             rows = [line.split() for line in table][1:]
         self.assertEqual([row for row in rows if row[6] == pid], [], "left behind")
-        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual(len(lines), 5, lines)
 
 
 
@@ -1398,11 +1530,105 @@ class TestArguments(Base):
             self.assertIn("SHM_HUGETLB", str(caught.exception))
         self.assertEqual(live_ids("shm") - before, set())
 
+    def test_layouts_that_lie_about_pointers(self):
+        # _type_ / _fields_ changed after ctypes fixed the layout: segfaults before.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=4096, init_character=b"A")
+            mem.remove()
+            class Sub(ctypes.c_char_p):
+                pass
+            Sub._type_ = "B"
+            Arr = ctypes.c_char_p * 4
+            Arr._type_ = ctypes.c_int
+            class Hidden(list):
+                def __iter__(self):
+                    return iter([])
+            class Listed(ctypes.Structure):
+                _fields_ = Hidden([("p", ctypes.c_char_p)])
+            class Deleted(ctypes.Structure):
+                _fields_ = [("p", ctypes.c_char_p)]
+            del Deleted._fields_
+            class Lying(ctypes.Structure):
+                _fields_ = [("p", ctypes.c_char_p)]
+                def __getattribute__(self, name):
+                    return 0
+            for ctype, read in ((Sub, lambda o: o.value), (Arr, lambda o: o[0]),
+                                (Listed, lambda o: o.p), (Deleted, lambda o: o.p),
+                                (Lying, lambda o: ctypes.Structure.__getattribute__(o, "p"))):
+                try:
+                    obj = mem.as_ctypes(ctype)
+                except TypeError:
+                    continue
+                try:
+                    read(obj)        # a pointer would be followed here
+                except AttributeError:
+                    pass             # PyPy builds Listed from what __iter__ gives: no field
+                del obj
+            print("ok")
+        """))
+        self.assertEqual(out, "ok\n")
+
+    def test_address_zero_and_rounding_to_page_zero(self):
+        mem = self.new_shm(4096, init_character=b"z")
+        mem.detach()
+        mem.attach(0)                     # shmat(id, NULL): the system's choice, as None
+        self.assertTrue(mem.address)
+        self.assertEqual(mem.read(1), b"z")
+        for address in (1, sysvshm._SHMLBA - 1):
+            with self.assertRaises(ValueError) as caught:
+                mem.attach(address, sysvshm.SHM_RND)
+            self.assertIn("rounds down", str(caught.exception))
+        other = sysvshm.attach(mem.id, 0, sysvshm.SHM_RDONLY)   # every version: reserved path
+        self.assertTrue(other.readonly)
+        other.detach()
+        mem.detach()                      # .address was read: only detach() ends the mapping
+
+    def test_flags_and_keys_are_converted_once(self):
+        class Flag(object):
+            def __index__(self):
+                return sysvshm.SHM_NORESERVE       # the same bit as SHM_RDONLY
+        mem = self.new_shm(4096)
+        for flags in (Flag(), IPC_CREAT ^ sysvshm.SHM_RDONLY):
+            with self.assertRaises(ValueError) as caught:
+                sysvshm.SharedMemory(mem.key, flags)
+            self.assertIn("readonly=True", str(caught.exception))
+        calls = []
+
+        class Key(object):
+            def __index__(self):
+                calls.append(1)
+                return mem.key + len(calls) - 1
+        opened = sysvshm.SharedMemory(Key())
+        self.assertEqual((opened.id, calls), (mem.id, [1]))
+        self.assertIs(type(opened.key), int)
+        self.assertEqual(repr(opened), repr(opened))
+        opened.detach()
+        mem.detach()
+
+    def test_ftok_refuses_an_embedded_nul(self):
+        for path in (HERE + "\0/elsewhere", os.fsencode(HERE) + b"\0z"):
+            with self.assertRaises(ValueError):
+                sysvshm.ftok(path, 1, True)
+
+    def test_write_settles_its_source_before_touching_memory(self):
+        mem = self.new_shm(4096, init_character=b"a")
+        other = sysvshm.attach(mem.id)
+        self.addCleanup(other.detach)
+
+        class Payload(bytearray):
+            def __len__(self):
+                if mem.attached:
+                    mem.detach()
+                return bytearray.__len__(self)
+        mem.write(Payload(b"HELLO"))      # __len__ is not called: a flat view of it is used
+        self.assertEqual(other.read(5), b"HELLO")
+
     def test_copies_and_pickles_are_refused(self):
         import copy
         import pickle
         mem = self.new_shm(4096)
-        for make in (copy.copy, copy.deepcopy, pickle.dumps):
+        for make in (copy.copy, copy.deepcopy, pickle.dumps, lambda m: m.__reduce__(),
+                     lambda m: pickle.dumps(m, 2)):
             with self.assertRaises(TypeError) as caught:
                 make(mem)
             self.assertIn("cannot be copied", str(caught.exception))
@@ -2921,9 +3147,10 @@ class RemoveTest(Objects, unittest.TestCase):
         status, out, err = cli("rm")
         self.assertEqual(status, 1)
         self.assertEqual(len(err.splitlines()), 1)
-        status, out, err = cli("rm", "--all")             # a kind is required
+        status, out, err = cli("rm", "-a", "5")           # not a kind: refused, not "all"
         self.assertEqual(status, 1)
-        self.assertIn("expected one argument", err)
+        self.assertIn("invalid choice", err)
+        self.assertTrue(exists("shm", ident))
         status, out, err = cli("rm", "--all", "everything")
         self.assertEqual(status, 1)
         self.assertIn("invalid choice", err)
@@ -3179,7 +3406,7 @@ class ProgramTest(Objects, unittest.TestCase):
                      ["mk", "-S", "x"], ["mk", "-Q", "-p", "999"],
                      ["mk", "-Q", "-k", "0x1ffffffff"],
                      ["dump", gone], ["dump", "abc"], ["dump", gone, "--offset", "huge"],
-                     ["ls", "--bogus"], ["ls", "-t", "-p"], ["bogus"], ["rm", "--all"]):
+                     ["ls", "--bogus"], ["ls", "-t", "-p"], ["bogus"], ["rm", "--all", "5"]):
             with self.subTest(argv=argv):
                 status, out, err = self.program(*argv)
                 self.assertEqual(status, 1)
@@ -3207,6 +3434,210 @@ class ProgramTest(Objects, unittest.TestCase):
             os.close(wfd)
         _, err = proc.communicate(timeout=60)
         self.assertEqual((proc.returncode, err), (1, ""))
+
+
+# -- the util-linux 2.38 forms: ipcs -a/-b, ipcrm's historical form and bare -a, ipcmk -----------
+def _ipcs_forms_scenario():
+    """In a fresh IPC namespace: objects of each kind (never attached, so that no fork moves
+    their times or pids), then ls/limits/summary with -a and -b next to ipcs."""
+    for argv in (["mk", "-M", "10K", "-S", "3", "-Q"], ["mk", "-M", "1K", "-k", "0"],
+                 ["mk", "-S", "1", "-p", "600"]):
+        made = cli(*argv)
+        assert made[0] == 0, made
+    pairs = [(["ls", "-a"], ["ipcs", "-a"]), (["ls", "-b"], ["ipcs", "-b"]),
+             (["ls", "-a", "-m"], ["ipcs", "-a", "-m"]),
+             (["ls", "-m", "-a", "-q"], ["ipcs", "-m", "-a", "-q"]),
+             (["ls", "-b", "-t"], ["ipcs", "-b", "-t"]), (["ls", "-a", "-p"], ["ipcs", "-a", "-p"]),
+             (["ls", "--all", "--bytes", "-c"], ["ipcs", "--all", "--bytes", "-c"]),
+             (["ls", "-s", "-b"], ["ipcs", "-s", "-b"]),
+             (["limits", "-a"], ["ipcs", "-l", "-a"]),
+             (["limits", "-m", "-a", "-b"], ["ipcs", "-l", "-m", "-a", "-b"]),
+             (["summary", "-a"], ["ipcs", "-u", "-a"]), (["summary", "-q", "-a"], ["ipcs", "-u", "-q", "-a"])]
+    return [[ours, theirs, list(cli(*ours)), list(run(theirs))] for ours, theirs in pairs]
+
+
+def _rm_historical_scenario():
+    """In a fresh IPC namespace: `rm shm|msg|sem ID...` next to `ipcrm shm|msg|sem ID...`,
+    each on objects of its own (the messages name no live id, so they compare)."""
+    def make(kind):
+        option = {"shm": "-M", "sem": "-S", "msg": "-Q"}[kind]
+        status, out, err = cli("mk", option, *(["1K"] if kind == "shm" else ["1"] if kind == "sem"
+                                               else []))
+        assert status == 0, err
+        return int(out.split()[-1])
+
+    def dead(kind):
+        ident = make(kind)
+        sysvshm._cli_rmid(kind, ident)
+        return ident
+
+    def gone(kind, *ids):
+        return [not any(r["id"] == ident for r in sysvshm._cli_records(kind)) for ident in ids]
+
+    results = []
+    for kind in ("shm", "sem", "msg"):
+        mine, theirs = [make(kind), make(kind)], [make(kind), make(kind)]
+        results.append(["%s: two live ids" % kind, list(cli("rm", kind, *mine)),
+                        list(run(["ipcrm", kind] + theirs)), gone(kind, *mine + theirs)])
+        lost = dead(kind)
+        results.append(["%s: a removed id" % kind, list(cli("rm", kind, lost)),
+                        list(run(["ipcrm", kind, lost])), []])
+        mine, theirs = make(kind), make(kind)
+        results.append(["%s: a live id and a removed one" % kind, list(cli("rm", kind, mine, lost)),
+                        list(run(["ipcrm", kind, theirs, lost])), gone(kind, mine, theirs)])
+    results.append(["not an id", list(cli("rm", "sem", "abc")), list(run(["ipcrm", "sem", "abc"])),
+                    []])
+    # Where ours differs, on purpose: every id is checked before anything is removed, and an
+    # id beyond 32 bits is refused (ipcrm's strtoul folds 2**32 + N into id N).
+    kept = make("shm")
+    extra = {"bad second": list(cli("rm", "shm", kept, "x1")),
+             "folded": list(cli("rm", "shm", kept + 2 ** 32)),
+             "negative": list(cli("rm", "msg", "-1")),
+             "empty": list(cli("rm", "msg", "")),
+             "no ids": list(cli("rm", "shm")),
+             "kept": gone("shm", kept), "kept id": kept}
+    return results, extra
+
+
+def _rm_all_scenario():
+    """In a fresh IPC namespace: rm -a (every kind), -a KIND spelled each way, a word that is no
+    kind.  Counts of (shm, sem, msg) after each step.  (No `ipcrm -a` next to it: from
+    util-linux 2.42 on it also removes the POSIX objects in /dev/shm, which an IPC namespace
+    does not isolate.)"""
+    def make():
+        for argv in (["mk", "-M", "4K", "-S", "2", "-Q"], ["mk", "-Q"]):
+            assert cli(*argv)[0] == 0
+        return counts()
+
+    def counts():
+        return [len(sysvshm._cli_records(kind)) for kind in ("shm", "sem", "msg")]
+
+    steps = [["made", [], make()]]
+    for argv in (["rm", "-a"], "make", ["rm", "-a", "shm"], ["rm", "-asem"], "make",
+                 ["rm", "--all", "sem", "-a", "msg"], ["rm", "-a", "5"], ["rm", "--all=bogus"],
+                 ["rm", "-v", "--all"]):
+        if argv == "make":
+            steps.append(["made", [], make()])
+        else:
+            steps.append([argv, list(cli(*argv)), counts()])
+    return steps
+
+
+class UtilLinuxFormsTest(Objects, unittest.TestCase):
+    """ipcs's -a and -b, ipcrm's `shm|msg|sem ID...` form and bare -a, ipcmk-style creation at
+    key 0, and usage errors reported against the command they follow.  Whatever removes by
+    kind runs in a fresh IPC namespace, never in the shared one."""
+
+    @root_namespace
+    @needs("ipcs")
+    def test_ls_limits_summary_accept_a_and_b_as_ipcs(self):
+        results = in_child(_ipcs_forms_scenario, unshare_ipc=True)
+        self.assertEqual(len(results), 12)
+        for ours_argv, theirs_argv, ours, theirs in results:
+            with self.subTest(command=ours_argv, tool=theirs_argv):
+                self.assertEqual(theirs[0], 0, theirs[2])
+                self.assertEqual(ours, theirs)
+        # -a wins over -m/-s/-q wherever it stands, as in ipcs: all three tables.
+        titles = [line for line in results[2][2][1].splitlines() if line.startswith("------")]
+        self.assertEqual(len(titles), 3)
+
+    @root_namespace
+    @needs("ipcrm")
+    def test_rm_historical_form_as_ipcrm(self):
+        results, extra = in_child(_rm_historical_scenario, unshare_ipc=True)
+        self.assertEqual(len(results), 10)
+        for case, ours, theirs, gone in results:
+            with self.subTest(case=case):
+                self.assertEqual(tuple(as_tool(ours, "ipcrm")), tuple(theirs))
+                self.assertTrue(all(gone), gone)
+        self.assertEqual(results[0][1], [0, "resource(s) deleted\n", ""])
+        self.assertEqual(results[1][1][:2], [1, ""])
+        self.assertRegex(results[1][1][2], r"^sysvshm rm: invalid id \(\d+\)\n$")
+        self.assertEqual(results[-1][1], [1, "", "sysvshm rm: invalid id: abc\n"])
+        self.assertEqual(extra["bad second"], [1, "", "sysvshm rm: invalid id: x1\n"])
+        self.assertEqual(extra["folded"], [1, "", "sysvshm rm: invalid id: %d\n"
+                                           % (extra["kept id"] + 2 ** 32)])
+        self.assertEqual(extra["kept"], [False])          # neither call removed it
+        self.assertEqual(extra["negative"], [1, "", "sysvshm rm: invalid id (-1)\n"])
+        self.assertEqual(extra["empty"], [1, "", "sysvshm rm: invalid id: \n"])
+        self.assertEqual(extra["no ids"], [1, "", "sysvshm rm: not enough arguments (see "
+                                                  "'sysvshm rm --help')\n"])
+
+    @root_namespace
+    def test_rm_all_removes_what_was_asked(self):
+        steps = in_child(_rm_all_scenario, unshare_ipc=True)
+        counts = [step[2] for step in steps]
+        self.assertEqual(counts, [[1, 1, 2],
+                                  [0, 0, 0],          # rm -a: every kind
+                                  [1, 1, 2],
+                                  [0, 1, 2],          # -a shm: segments only
+                                  [0, 0, 2],          # -asem
+                                  [1, 1, 4],
+                                  [1, 0, 0],          # --all sem -a msg
+                                  [1, 0, 0],          # -a 5: refused, nothing removed
+                                  [1, 0, 0],          # --all=bogus: refused
+                                  [0, 0, 0]])         # -v --all
+        bare = steps[1][1]
+        self.assertEqual((bare[0], bare[2]), (0, ""))
+        self.assertEqual(len(bare[1].splitlines()), 4)
+        for line in bare[1].splitlines():
+            self.assertRegex(line, r"^removed (shared memory segment|semaphore|message queue) "
+                                   r"id \d+ \(key 0x[0-9a-f]{8}\)$")
+        for step in steps[7], steps[8]:
+            self.assertEqual(step[1][:2], [1, ""])
+            self.assertIn("invalid choice", step[1][2])
+            self.assertEqual(len(step[1][2].splitlines()), 1)
+
+    def test_unknown_option_is_reported_against_its_command(self):
+        for argv in (["ls", "--bogus"], ["ls", "-m", "-x"], ["info", "-m", "5", "--bogus"],
+                     ["rm", "--bogus"], ["rm", "-m", "5", "extra"], ["mk", "-Q", "--bogus"],
+                     ["limits", "-z"], ["summary", "--bogus"], ["dump", "5", "--bogus"],
+                     ["demo", "--bogus"]):
+            with self.subTest(argv=argv):
+                status, out, err = cli(*argv)
+                unknown = " ".join(a for a in argv[1:] if a in ("--bogus", "-x", "extra", "-z"))
+                self.assertEqual((status, out, err), (1, "", "sysvshm %s: unrecognized arguments: "
+                                                      "%s (see 'sysvshm %s --help')\n"
+                                                      % (argv[0], unknown, argv[0])))
+        # Before the command it is the top level's.
+        self.assertEqual(cli("--bogus", "ls"), (1, "", "sysvshm: unrecognized arguments: --bogus "
+                                                       "(see 'sysvshm --help')\n"))
+        self.assertEqual(cli("--bogus")[2], "sysvshm: unrecognized arguments: --bogus (see "
+                                            "'sysvshm --help')\n")
+        # The same through the program users run.
+        status, out, err = run([sys.executable, "-m", "sysvshm", "mk", "-M", "1K", "--bogus"])
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(err, "sysvshm mk: unrecognized arguments: --bogus (see 'sysvshm mk "
+                              "--help')\n")
+
+    def test_mk_key_zero_is_ipc_private_as_help_says(self):
+        ids = []
+        for spelling in ("0", "0x0", "00"):
+            status, out, err = cli("mk", "-Q", "-k", spelling)
+            self.assertEqual((status, err), (0, ""))
+            ident = int(out.split()[-1])
+            self.adopt("msg", ident)
+            ids.append(ident)
+            self.assertEqual(sysvshm._stat("msg", ident)["key"], sysvshm.IPC_PRIVATE)
+        self.assertEqual(len(set(ids)), 3)        # a new queue each time: key 0 is never taken
+        status, out, err = cli("mk", "--help")
+        self.assertEqual(status, 0)
+        self.assertIn("fails if taken.  Key 0 is IPC_PRIVATE: a new object every time",
+                      " ".join(out.split()).replace("taken. Key", "taken.  Key"))
+        # A non-zero key is refused when taken (IPC_EXCL), as the help says.
+        key = random_key()
+        self.make_msg(key=key)
+        self.assertEqual(cli("mk", "-Q", "-k", str(key)),
+                         (1, "", "sysvshm mk: create message queue failed: File exists\n"))
+
+    def test_help_shows_the_ipcrm_forms(self):
+        status, out, err = cli("rm", "--help")
+        self.assertEqual((status, err), (0, ""))
+        self.assertIn("sysvshm rm shm|msg|sem ID...", out)
+        self.assertRegex(out, r"\n  -a( \[KIND\])?, --all \[KIND\]\s")
+        for command in ("ls", "limits", "summary"):
+            self.assertIn("-a, --all", cli(command, "--help")[1])
+        self.assertIn("-b, --bytes", cli("ls", "--help")[1])
 
 
 if __name__ == "__main__":
