@@ -32,8 +32,10 @@ import errno as _errno
 import itertools
 import operator
 import os
+import signal as _signal
 import struct
 import sys
+import threading
 import time
 import weakref
 
@@ -557,6 +559,32 @@ def _create_at_random_key(get: "Callable[[int], int]") -> "Tuple[int, int]":
     return ident, key
 
 
+# Signals that arrive from outside (not a fault of the running code): blocked while a constructor
+# creates an object, so that no handler's exception can fall between the system call that
+# creates it and the code that would remove it if a later step fails.
+_ASYNC_SIGNALS = frozenset(  # (32 and 33 are glibc's own: valid_signals() leaves them out)
+    _signal.valid_signals() if hasattr(_signal, "valid_signals")
+    else set(range(1, _signal.NSIG)) - {32, 33}) - frozenset(
+    getattr(_signal, name) for name in ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGILL",
+                                        "SIGFPE", "SIGTRAP", "SIGSYS", "SIGABRT")
+    if hasattr(_signal, name))
+
+
+def _signal_mask() -> "Any":
+    """The thread's signal mask, to restore after _defer_signals() (asking may run a handler
+    that was already due: before anything is created)."""
+    return _signal.pthread_sigmask(_signal.SIG_BLOCK, ())
+
+
+def _defer_signals() -> None:
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
+def _restore_signals(mask: "Any") -> None:
+    """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise)."""
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+
+
 def _random_key() -> int:
     import random
     return random.randint(1, 0x7FFFFFFF)
@@ -1014,9 +1042,11 @@ class SharedMemory(_Permissions):
     _address = None      # type: Optional[int]
     _readonly = False
     _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
+    _lock = None         # type: Any  # held by attach() and detach()
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
+        self._lock = threading.Lock()
         tagged = isinstance(flags, _AttachFlag)
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
@@ -1045,25 +1075,42 @@ class SharedMemory(_Permissions):
             _selfcheck("shm")   # before creating anything whose fields we would misread
         if flags & SHM_HUGETLB:
             self._align = _hugepage_size()
-        if key is None:
-            ident, ckey = _create_at_random_key(
-                lambda k: int(_shmget_fast(k, _c_size_t(size), flags | mode)))
-            self._key = ckey
-        else:
-            # Opening (no IPC_CREAT) asks for no permission bits, as shmget(key, 0, 0) in C does:
-            # `mode` is for creation; access is checked when attaching.
-            ident = _shmget_fast(ckey, _c_size_t(size), flags | mode
-                                 if flags & IPC_CREAT or ckey == IPC_PRIVATE else flags)
-            self._key = key
-        if ident < 0:
-            _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
-                   % (_fmt_key(ckey), size, flags), gone=False)
-        self._id = ident
-        # A segment this call created has exactly the size asked for (shm_segsz is not rounded);
-        # an opened one may be larger than asked, so ask the kernel.  Segments never resize.
-        created = exclusive or ckey == IPC_PRIVATE     # IPC_PRIVATE always makes a new segment
-        self._size = size if created else _stat("shm", self._id)["size"]
+        # From here on, whatever this call creates is removed if any later step fails - or is
+        # interrupted (a signal handler's exception, Ctrl-C): `ident` is set by the statement
+        # that creates, with no Python call in between.
+        ident = -1
+        creating = True      # with ident >= 0: this call made the segment
+        mask = _signal_mask() if flags & IPC_CREAT or ckey == IPC_PRIVATE else None
         try:
+            if mask is not None:
+                _defer_signals()
+            if key is None:
+                ident, ckey = _create_at_random_key(
+                    lambda k: int(_shmget_fast(k, _c_size_t(size), flags | mode)))
+            elif ckey == IPC_PRIVATE or exclusive:   # IPC_PRIVATE always makes a new segment
+                ident = _shmget_fast(ckey, _c_size_t(size), flags | mode)
+            else:
+                # Opening asks for no permission bits, as shmget(key, 0, 0) in C does: `mode` is
+                # for creation; access is checked when attaching.  IPC_CREAT: open first, so
+                # that this call knows whether it created the segment (and must remove it if a
+                # later step fails).
+                while True:
+                    creating = False
+                    ident = _shmget_fast(ckey, _c_size_t(size), flags & ~IPC_CREAT)
+                    if ident >= 0 or not flags & IPC_CREAT or _get_errno() != _errno.ENOENT:
+                        break
+                    creating = True
+                    ident = _shmget_fast(ckey, _c_size_t(size), flags | IPC_EXCL | mode)
+                    if ident >= 0 or _get_errno() != _errno.EEXIST:
+                        break                   # (EEXIST: made meanwhile; open it)
+            if ident < 0:
+                _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
+                       % (_fmt_key(ckey), size, flags), gone=False)
+            self._id = ident
+            self._key = ckey & 0xFFFFFFFF if key is None else key
+            # A segment this call created has exactly the size asked for (shm_segsz is not
+            # rounded); an opened one may be larger, so ask the kernel.  Segments never resize.
+            self._size = size if creating else _stat("shm", ident)["size"]
             if readonly:
                 self.attach(None, SHM_RDONLY)
             else:
@@ -1079,10 +1126,21 @@ class SharedMemory(_Permissions):
                 elif self._address is not None:
                     self._back_huge_pages(self._address, not flags & SHM_NORESERVE)
                     ctypes.memset(self._address, init_character[0], self._size)
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
         except BaseException:
-            if exclusive or ckey == IPC_PRIVATE:   # ours and unusable: do not leave it behind
-                _shmctl(self._id, _IPC_RMID, None)
+            if creating and ident >= 0:   # ours and unusable: do not leave it behind
+                _shmctl(ident, _IPC_RMID, None)
+                if self._view is not None:
+                    try:
+                        self._detach()
+                    except BufferError:
+                        pass
             raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def _fill_as_creator(self, byte: int, mode: int, reserved: bool) -> None:
         """init_character for a segment we just created without write permission for ourselves
@@ -1171,16 +1229,34 @@ class SharedMemory(_Permissions):
                 # root may): every NULL pointer in the process would then reach the segment.
                 raise ValueError("address %#x rounds down (SHM_RND) to 0: pass None for an "
                                  "address of the system's choosing" % address)
-        if self._view is not None:
-            self.detach()
-        if not self._size:      # unknown yet (segments are at least 1 byte and never resize)
-            self._size = _stat("shm", self._id)["size"]
-        if address is None:
-            if flags & SHM_REMAP:
-                raise ValueError("SHM_REMAP needs an address")
-            self._attach_reserved(flags & ~SHM_RND)
-        else:
-            self._attach_at(address, flags)
+        if address is None and flags & SHM_REMAP:
+            raise ValueError("SHM_REMAP needs an address")
+        lock = self._exclusive("attach")
+        try:
+            if self._view is not None:
+                self._detach()
+            if not self._size:      # unknown yet (segments are at least 1 byte, never resize)
+                self._size = _stat("shm", self._id)["size"]
+            if address is None:
+                self._attach_reserved(flags & ~SHM_RND)
+            else:
+                self._attach_at(address, flags)
+        finally:
+            lock.release()
+
+    def _exclusive(self, what: str) -> "Any":
+        """The object's attach/detach lock, taken: another thread waits for the running call; a
+        signal handler that interrupted one in this thread gets BusyError instead of changing
+        the attachment under it (after a second: it cannot tell the two apart)."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = threading.Lock()
+        if not lock.acquire(True, 1.0):
+            exc = BusyError(_errno.EBUSY, "another attach() or detach() of this object is "
+                            "running (in another thread, or interrupted by this signal handler)")
+            exc.call = "%s(id=%d)" % (what, self._id)
+            raise exc
+        return lock
 
     def _attach_reserved(self, flags: int) -> None:
         readonly = bool(flags & SHM_RDONLY)
@@ -1189,7 +1265,11 @@ class SharedMemory(_Permissions):
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
             boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
             # Room to round up to the boundary, and to step off a huge-page boundary (below).
-            reservation = _new_mapping(length + 2 * boundary, readonly)
+            try:
+                reservation = _new_mapping(length + 2 * boundary, readonly)
+            except OSError as exc:      # e.g. ENOMEM: RLIMIT_AS, or no such stretch of addresses
+                raise _error(exc.errno or _errno.ENOMEM, "mmap(%d bytes) to attach id=%d into"
+                             % (length + 2 * boundary, self._id)) from None
             start = _address_of(reservation)
             address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
             if align == PAGE_SIZE and address % _HUGE_PROBE == 0:
@@ -1276,11 +1356,19 @@ class SharedMemory(_Permissions):
         """Wrapper around ``shmdt()``.  CPython: raises BufferError (and stays attached, every
         view valid) while a view into the segment is alive.  PyPy: private zero memory replaces
         the segment under any view left.  NotAttachedError if not attached."""
+        lock = self._exclusive("detach")
+        try:
+            self._detach()
+        finally:
+            lock.release()
+
+    def _detach(self) -> None:
         view, owner = self._view, self._owner
         if view is None:
             raise self._not_attached("detach")
         self._view = None        # from here on, nothing can make a new view of this attachment
         pinned = _PINNED.pop(id(owner), None) is not None
+        alive = None             # type: Any
         try:
             if not _CPYTHON:
                 # PyPy counts no exports: replace the segment by private memory, atomically.
@@ -1298,13 +1386,29 @@ class SharedMemory(_Permissions):
                     import mmap
                     mmap.mmap.close(owner)
                 else:
-                    import weakref
                     alive = weakref.ref(owner)
                     self._owner = owner = None
-                    owner = alive()              # None: freed, and its finalizer did shmdt()
-                    if owner is not None:
+                    if alive() is not None:      # None: freed, and its finalizer did shmdt()
                         raise BufferError(_BUSY)
         except BaseException as exc:
+            # An exception can also come from a signal handler, after the step that detached
+            # returned: ask the state what happened, not the control flow.
+            if alive is not None:
+                owner = alive()
+            if _CPYTHON:
+                gone = owner is None if self._raw_state is not None else owner.closed
+            else:                 # an overlay again is harmless: private memory for private
+                gone = not isinstance(exc, Error)
+                if gone:
+                    length = _round_up(max(self._size, 1), self._align)
+                    _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
+                    if self._raw_state is not None and not self._raw_state[2]:
+                        self._raw_state[2] = True
+                        _PARKED.append([self._address, self._address + length])  # type: ignore
+            if gone:
+                self._owner = self._address = None
+                owner = view = None
+                raise
             self._owner = owner
             if pinned:
                 _PINNED[id(owner)] = owner
@@ -2633,6 +2737,7 @@ class MessageQueue(_Permissions):
 def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
+    mem._lock = threading.Lock()
     mem._id = _ipc_id(id)
     try:
         stat = _stat("shm", mem._id)
