@@ -1833,6 +1833,7 @@ def _open_set(key: "Any", nsems: int, flags: int, mode: int,
         if ident < 0:
             fail()
         return _initialise_new(ident, values), ckey, True
+    key = _index(key, "key")        # once: the caller's __index__ runs a single time
     ckey = _key_t(key)
     if ckey == IPC_PRIVATE:     # always a new set, whatever the flags
         if nsems == 0:
@@ -1857,6 +1858,16 @@ def _open_set(key: "Any", nsems: int, flags: int, mode: int,
         if not flags & IPC_CREAT or _get_errno() != _errno.ENOENT:
             fail()
     raise _error(_errno.EAGAIN, describe())
+
+
+def _creation_mask(key: "Any", flags: int) -> "Any":
+    """The signal mask to restore after a constructor that may create (key None, IPC_PRIVATE or
+    IPC_CREAT): signals from outside are deferred meanwhile (_defer_signals), so that no
+    handler's exception (Ctrl-C included) can fall between the call that creates the object and
+    the code that removes it should a later step fail.  None for a plain open."""
+    if key is None or flags & IPC_CREAT or key == IPC_PRIVATE:
+        return _signal_mask()
+    return None
 
 
 def _initialise_new(ident: int, values: "List[int]") -> int:
@@ -2111,13 +2122,23 @@ class Semaphore(_Permissions, _SemaphoreOps):
         flags = _check_flags(flags, IPC_CREX, "Semaphore")
         mode = _check_mode(mode)
         initial_value = _sem_value(initial_value)
-        ident, self._key, created = _open_set(key, 1, flags, mode, [initial_value])
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
         try:
+            if mask is not None:
+                _defer_signals()
+            ident, self._key, created = _open_set(key, 1, flags, mode, [initial_value])
             self._setup(ident, 0)
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
         except BaseException:
             if created:
-                _semctl(ident, 0, _IPC_RMID)
+                _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
             raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<%s key=%s id=%d>" % (type(self).__name__, _fmt_key(_key_t(self._key)), self._id)
@@ -2197,8 +2218,12 @@ class SemaphoreSet(_Permissions):
             if len(values) != nsems:
                 raise ValueError("%d initial values for %d semaphores" % (len(values), nsems))
         # nsems 0 with IPC_CREAT opens an existing set (the kernel's answer decides).
-        ident, self._key, created = _open_set(key, nsems, flags, mode, values)
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
         try:
+            if mask is not None:
+                _defer_signals()
+            ident, self._key, created = _open_set(key, nsems, flags, mode, values)
             self._id = ident
             # A set we created has the size we asked for: no IPC_STAT, which needs read
             # permission (a creator may have given itself only 0o200).
@@ -2207,10 +2232,16 @@ class SemaphoreSet(_Permissions):
             # op()'s prebuilt sembuf arrays by id() of the operation list (only ever read by
             # the kernel); each entry holds the list, so its id stays its own.
             self._op_cache = {}
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
             raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<SemaphoreSet key=%s id=%d nsems=%d>" % (_fmt_key(_key_t(self._key)), self._id,
@@ -2481,26 +2512,57 @@ class MessageQueue(_Permissions):
         size = _c_range(max_message_size, "max_message_size", 0, sys.maxsize - _MTEXT)
         if key is None and flags & IPC_CREX != IPC_CREX:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None:
+            key = _index(key, "key")       # once: the caller's __index__ runs a single time
         ckey = _random_key() if key is None else _key_t(key)
         if "msg" not in _checked:
             _selfcheck("msg")
-        if key is None:
-            ident, ckey = _create_at_random_key(lambda k: int(_libc.msgget(k, flags | mode)))
-            self._key = ckey
-        else:
-            # Opening asks for no permission bits (as msgget(key, 0) in C): `mode` is for
-            # creation, and with IPC_CREAT the kernel checks it against an existing queue.
-            ident = _libc.msgget(ckey, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE
-                                 else flags)
-            self._key = key
-        self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey), flags),
-                          gone=False)
-        self._max_size = size
-        self._pool = []        # free buffers of receive; pop/append are atomic
-        self._send_pool = []   # and of send
-        # The capacity of the pooled buffers: min(max_message_size, kernel.msgmax), read at the
-        # first use (and again if a longer message arrives: msgmax was raised since).
-        self._capacity = -1
+        msgget = _libc.msgget
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
+        try:
+            if mask is not None:
+                _defer_signals()
+            if key is None:
+                ident, ckey = _create_at_random_key(lambda k: int(msgget(k, flags | mode)))
+                created = ident >= 0
+            elif ckey == IPC_PRIVATE or flags & IPC_EXCL:
+                ident = msgget(ckey, flags | mode)
+                created = ident >= 0 and bool(flags & IPC_CREAT or ckey == IPC_PRIVATE)
+            elif flags & IPC_CREAT:
+                # Create exclusively first, so that this call knows whether it created the
+                # queue (and must remove it should a later step fail); else open it, with
+                # `mode` checked against it by the kernel as msgget(key, IPC_CREAT | mode) does.
+                for _ in range(100):
+                    ident = msgget(ckey, IPC_CREX | mode)
+                    created = ident >= 0
+                    if created or _get_errno() != _errno.EEXIST:
+                        break
+                    ident = msgget(ckey, mode)
+                    if ident >= 0 or _get_errno() != _errno.ENOENT:
+                        break       # (ENOENT: removed meanwhile; create it)
+            else:
+                # Opening asks for no permission bits (as msgget(key, 0) in C).
+                ident = msgget(ckey, flags)
+            self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey),
+                                                                            flags), gone=False)
+            self._key = ckey if key is None else key
+            self._max_size = size
+            self._pool = []        # free buffers of receive; pop/append are atomic
+            self._send_pool = []   # and of send
+            # The capacity of the pooled buffers: min(max_message_size, kernel.msgmax), read at
+            # the first use (and again if a longer message arrives: msgmax was raised since).
+            self._capacity = -1
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
+        except BaseException:
+            if created:
+                _libc.msgctl(ident, _IPC_RMID, None)   # never leave behind what it created
+            raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<%s key=%s id=%d max_message_size=%d>" % (

@@ -6320,5 +6320,51 @@ class TestMsgBufferBoundedByMsgmax(MQBase):
         self.assertEqual(in_child(scenario, unshare_ipc=True), ["a" * 10, 12000, 2, 10000, 1])
 
 
+class TestSemMsgInterruptedConstructors(MQBase):
+    @root_namespace
+    def test_interrupted_constructors_leave_nothing(self):
+        # A signal handler's exception at a random moment inside a constructor that creates
+        # (key None, IPC_PRIVATE, IPC_CREAT at a new key) must leave nothing behind.  In a
+        # private IPC namespace, so that anything left is ours to count.
+        def scenario():
+            import random
+
+            class Boom(Exception):
+                pass
+
+            def handler(signum, frame):
+                if frame is not None and frame.f_code.co_filename == sysvshm.__file__:
+                    raise Boom()
+            signal.signal(signal.SIGALRM, handler)
+            made = interrupted = 0
+            makers = (lambda k: sysvshm.Semaphore(k, IPC_CREAT, initial_value=1),
+                      lambda k: sysvshm.SemaphoreSet(k, 3, IPC_CREAT, initial_values=[1, 2, 3]),
+                      lambda k: sysvshm.MessageQueue(k, IPC_CREAT))
+            for i in range(600):
+                key = (None, IPC_PRIVATE, 0x6000000 + i)[i % 3]
+                make = makers[i // 3 % 3]
+                if key is None:
+                    make = (lambda k: sysvshm.Semaphore(None, IPC_CREX),
+                            lambda k: sysvshm.SemaphoreSet(None, 2, IPC_CREX),
+                            lambda k: sysvshm.MessageQueue(None, IPC_CREX))[i // 3 % 3]
+                signal.setitimer(signal.ITIMER_REAL, random.uniform(1e-6, 4e-4))
+                try:
+                    obj = make(key)
+                except Boom:
+                    interrupted += 1
+                    continue
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                made += 1
+                obj.remove()
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            return [made, interrupted, sorted(live_ids("sem")), sorted(live_ids("msg"))]
+        made, interrupted, sems, queues = in_child(scenario, unshare_ipc=True)
+        self.assertEqual((sems, queues), ([], []),
+                         "left behind (%d made, %d interrupted)" % (made, interrupted))
+        self.assertGreater(interrupted, 0)
+        self.assertGreater(made, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
