@@ -881,7 +881,9 @@ def _follows_pointers(ctype: "Any") -> bool:
     if cached is not None:
         return not cached
     try:
-        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1)))
+        # Zeros beyond sizeof() too: PyPy 8 computes sizeof() from a changed _type_, while
+        # reads keep the layout the class was made with.
+        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1) + 512))
         follows = _reads_pointer(probe, 0)
     except Exception:        # anything odd about the type: refuse it
         follows = True
