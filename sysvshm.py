@@ -570,19 +570,23 @@ _ASYNC_SIGNALS = frozenset(  # (32 and 33 are glibc's own: valid_signals() leave
     if hasattr(_signal, name))
 
 
+# The C function: signal's wrapper turns every signal of the old mask into an enum (60 us).
+_sigmask = getattr(__import__("_signal"), "pthread_sigmask", _signal.pthread_sigmask)
+
+
 def _signal_mask() -> "Any":
     """The thread's signal mask, to restore after _defer_signals() (asking may run a handler
     that was already due: before anything is created)."""
-    return _signal.pthread_sigmask(_signal.SIG_BLOCK, ())
+    return _sigmask(_signal.SIG_BLOCK, ())
 
 
 def _defer_signals() -> None:
-    _signal.pthread_sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    _sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
 
 
 def _restore_signals(mask: "Any") -> None:
     """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise)."""
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+    _sigmask(_signal.SIG_SETMASK, mask)
 
 
 def _random_key() -> int:
