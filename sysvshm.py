@@ -589,9 +589,13 @@ def _restore_signals(mask: "Any") -> None:
     _sigmask(_signal.SIG_SETMASK, mask)
 
 
+def _signal_checkpoint() -> None:
+    """Nothing: calling a Python function is where CPython runs a handler that became due."""
+
+
 def _random_key() -> int:
-    import random
-    return random.randint(1, 0x7FFFFFFF)
+    """1..0x7FFFFFFF, from os.urandom (no lazy import that a Ctrl-C could leave half done)."""
+    return int.from_bytes(os.urandom(4), "little") % 0x7FFFFFFF + 1
 
 
 # --- IPC_STAT / IPC_SET through the declared layouts ---------------------------------------------
@@ -826,9 +830,10 @@ def _address_of(m: "mmap.mmap") -> int:
         # A Py_buffer (11 words at most; its first member is `void *buf`), as raw memory: no
         # Structure class to build at import for this one rare path.
         view = ctypes.create_string_buffer(16 * ctypes.sizeof(ctypes.c_void_p))
-        get, release = ctypes.pythonapi.PyObject_GetBuffer, ctypes.pythonapi.PyBuffer_Release
-        get.argtypes, get.restype = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int], ctypes.c_int
-        release.argtypes, release.restype = [ctypes.c_void_p], None
+        # Prototypes of our own: never the argtypes of the process-wide ctypes.pythonapi ones.
+        get = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_void_p, ctypes.c_int)(
+            ("PyObject_GetBuffer", ctypes.pythonapi))
+        release = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(("PyBuffer_Release", ctypes.pythonapi))
         get(m, view, 0)
         address = ctypes.c_void_p.from_buffer(view).value
         release(view)
@@ -874,6 +879,30 @@ def _is_ctype(ctype: "Any") -> bool:
                 ctypes._Pointer, getattr(ctypes, "_CFuncPtr")))  # noqa: B009 (untyped)
 
 
+_CTYPES_METATYPES = frozenset(type(t) for t in (
+    ctypes.c_int, ctypes.Structure, ctypes.Union, ctypes.c_int * 1, ctypes.POINTER(ctypes.c_int),
+    ctypes.CFUNCTYPE(None)))
+
+
+def _check_ctype(ctype: "Any") -> None:
+    """A ctypes type as ctypes made it: its own metatype (a caller's metaclass could answer
+    __mro__, __eq__, __hash__ or attribute lookups with anything), and none of the methods that
+    build instances overridden."""
+    if not _is_ctype(ctype):
+        raise TypeError("as_ctypes() needs a ctypes type (c_int, a Structure subclass, "
+                        "c_uint8 * 16, ...), not %r" % (ctype,))
+    if type(ctype) not in _CTYPES_METATYPES:
+        raise TypeError("as_ctypes() takes ctypes types with ctypes' own metaclass, not %s"
+                        % type(ctype).__name__)
+    for klass in ctype.__mro__:
+        module = getattr(klass, "__module__", "")
+        if not _is_ctypes_module(module) and module != "builtins":
+            for name in ("from_buffer", "from_address", "__new__"):
+                if name in vars(klass):
+                    raise TypeError("as_ctypes() takes no type that overrides %s (%s does)"
+                                    % (name, klass.__name__))
+
+
 def _follows_pointers(ctype: "Any") -> bool:
     """Does reading `ctype` make ctypes dereference an address stored in it?  Decided from what
     reads of a zero-filled private instance return, not from `_type_` / `_fields_`: those are
@@ -881,7 +910,7 @@ def _follows_pointers(ctype: "Any") -> bool:
     every base class, nested structures and unions, array elements; ctypes' own descriptors are
     called directly, so no method of the caller's classes runs.  A NULL pointer of any kind reads
     as None, a pointer or function object, or an error (py_object)."""
-    cached = _POINTER_FREE.get(ctype)
+    cached = _POINTER_FREE.get(ctype) if _CPYTHON else None  # PyPy: _type_/_fields_ stay live
     if cached is not None:
         return not cached
     try:
@@ -949,10 +978,15 @@ def _overlay(address: int, length: int, readonly: bool) -> None:
     kernel drops the attachment, and a stale view can only reach private memory - never the
     segment, never a hole."""
     prot = _PROT_READ if readonly else _PROT_READ | _PROT_WRITE
-    if _libc.mmap(address, length, prot, _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED, -1, 0) \
-            == _MAP_FAILED:
-        raise _error(_get_errno(), "mmap(%#x, %d, MAP_FIXED) over a detached segment"
-                     % (address, length))
+    flags = _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED
+    for attempt in (1, 2):
+        if _libc.mmap(address, length, prot, flags, -1, 0) != _MAP_FAILED:
+            return
+        err = _get_errno()
+        if attempt == 1 and err == _errno.ENOMEM:
+            import gc       # too many mappings: PyPy frees detached reservations late
+            gc.collect()
+    raise _error(err, "mmap(%#x, %d, MAP_FIXED) over a detached segment" % (address, length))
 
 
 # Owners of mappings whose raw address has left the SharedMemory (`address` read, or an attach at
@@ -977,13 +1011,36 @@ def _parked(start: int, end: int, take: bool = False) -> bool:
     return False
 
 
+# Attachments at caller-chosen addresses: (weak reference to the owner, state).  The owner's
+# finalizer detaches; a signal handler's exception can cut a finalizer short before it does
+# (it is Python code), so attach() and detach() sweep: a dead owner whose state is not done.
+_RAW = []   # type: List[Tuple[Any, List[Any]]]
+
+
+def _sweep_raw() -> None:
+    for entry in list(_RAW):
+        if entry[0]() is None:
+            if not entry[1][2]:
+                _release_raw(entry[1])
+            try:
+                _RAW.remove(entry)
+            except ValueError:
+                pass
+
+
 def _release_raw(state: "List[Any]") -> None:
     """Finalizer of the owner of an attachment at a caller-chosen address: nothing can reach the
     range any more (CPython: every view holds the owner), so shmdt().  Not after a detach() on
     PyPy, whose overlay stays (state[2])."""
     address, length, overlaid = state
     if not overlaid:
-        _shmdt(address)
+        mask = _signal_mask()
+        try:
+            _defer_signals()
+            state[2] = True
+            _shmdt(address)
+        finally:
+            _restore_signals(mask)
 
 
 _OWNED = "this mapping belongs to a SharedMemory: detach() it instead"
@@ -1002,6 +1059,9 @@ def _new_mapping(length: int, readonly: bool) -> "mmap.mmap":
                 raise BufferError(_OWNED)
 
             def resize(self, newsize: int) -> None:
+                raise BufferError(_OWNED)
+
+            def madvise(self, *args: "Any") -> None:   # MADV_DONTFORK, MADV_REMOVE, ...
                 raise BufferError(_OWNED)
 
             def __exit__(self, *exc_info: "Any") -> None:
@@ -1024,9 +1084,8 @@ class _ReadOnlyMemory(object):
     def __buffer__(self, flags: int) -> memoryview:
         if flags & 1:                                  # inspect.BufferFlags.WRITABLE
             raise BufferError("the segment is attached read-only")
-        from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
-        from_memory.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
-        from_memory.restype = ctypes.py_object
+        from_memory = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t,
+                                        ctypes.c_int)(("PyMemoryView_FromMemory", ctypes.pythonapi))
         return from_memory(self.address, self.length, 0x100)   # type: ignore[no-any-return]
 
 
@@ -1057,11 +1116,15 @@ class SharedMemory(_Permissions):
     _address = None      # type: Optional[int]
     _readonly = False
     _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
-    _lock = None         # type: Any  # held by attach() and detach()
+    _lock = None         # type: Any  # held by attach() and detach() (an RLock)
+    _busy = False        # attach() or detach() running (a signal handler may re-enter _lock)
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
-        self._lock = threading.Lock()
+        if self._lock is not None:
+            raise TypeError("SharedMemory.__init__() cannot run again on an object (it would "
+                            "describe one segment while attached to another): make a new one")
+        self._lock = threading.RLock()
         tagged = isinstance(flags, _AttachFlag)
         flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
                              "SharedMemory")
@@ -1075,9 +1138,11 @@ class SharedMemory(_Permissions):
             raise TypeError("readonly must be True or False, not %r" % (readonly,))
         mode = _check_mode(mode)
         size = _c_range(size, "size", 0, _MAP_FAILED)      # size_t: ctypes would wrap it
-        if init_character is not None and (not isinstance(init_character, (bytes, bytearray))
-                                           or len(init_character) != 1):
-            raise ValueError("init_character must be one byte (bytes of length 1) or None")
+        if init_character is not None:
+            if not isinstance(init_character, (bytes, bytearray)) \
+                    or len(bytes(init_character)) != 1:
+                raise ValueError("init_character must be one byte (bytes of length 1) or None")
+            fill = bytes(init_character)[0]   # exact bytes: no __getitem__ of the caller's
         exclusive = flags & IPC_CREX == IPC_CREX
         if key is None and not exclusive:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
@@ -1137,13 +1202,14 @@ class SharedMemory(_Permissions):
                     self.attach(None, SHM_RDONLY)
             if exclusive and init_character is not None:
                 if self._readonly:
-                    self._fill_as_creator(init_character[0], mode, not flags & SHM_NORESERVE)
+                    self._fill_as_creator(fill, mode, not flags & SHM_NORESERVE)
                 elif self._address is not None:
                     self._back_huge_pages(self._address, not flags & SHM_NORESERVE)
-                    ctypes.memset(self._address, init_character[0], self._size)
+                    ctypes.memset(self._address, fill, self._size)
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
+                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if creating and ident >= 0:   # ours and unusable: do not leave it behind
                 _shmctl(ident, _IPC_RMID, None)
@@ -1246,32 +1312,36 @@ class SharedMemory(_Permissions):
                                  "address of the system's choosing" % address)
         if address is None and flags & SHM_REMAP:
             raise ValueError("SHM_REMAP needs an address")
-        lock = self._exclusive("attach")
-        try:
-            if self._view is not None:
-                self._detach()
-            if not self._size:      # unknown yet (segments are at least 1 byte, never resize)
-                self._size = _stat("shm", self._id)["size"]
-            if address is None:
-                self._attach_reserved(flags & ~SHM_RND)
-            else:
-                self._attach_at(address, flags)
-        finally:
-            lock.release()
+        # The object's lock, entered in C (an RLock's __enter__: from 3.10 on, no interrupt can
+        # fall between taking it and the block that gives it back): another thread waits for the
+        # running call; a signal handler that interrupted one in this thread re-enters the lock
+        # and meets _busy instead of changing the attachment under it.
+        with self._lock:
+            self._refuse_reentry("attach")
+            try:
+                self._busy = True
+                if self._view is not None:
+                    self._detach()
+                if not self._size:    # unknown yet (segments are at least 1 byte, never resize)
+                    self._size = _stat("shm", self._id)["size"]
+                if address is None:
+                    self._attach_reserved(flags & ~SHM_RND)
+                else:
+                    self._attach_at(address, flags)
+            finally:
+                self._busy = False
 
-    def _exclusive(self, what: str) -> "Any":
-        """The object's attach/detach lock, taken: another thread waits for the running call; a
-        signal handler that interrupted one in this thread gets BusyError instead of changing
-        the attachment under it (after a second: it cannot tell the two apart)."""
-        lock = self._lock
-        if lock is None:
-            lock = self._lock = threading.Lock()
-        if not lock.acquire(True, 1.0):
-            exc = BusyError(_errno.EBUSY, "another attach() or detach() of this object is "
-                            "running (in another thread, or interrupted by this signal handler)")
+    def _refuse_reentry(self, what: str) -> None:
+        """BusyError if a signal handler re-enters attach()/detach() of this object.  A flag an
+        interrupted call could not clear (3.6-3.9, PyPy: a handler's exception can land inside
+        a `finally`) is recognised by the lock's depth: held once, by this call alone."""
+        if self._busy and " count=1 " in repr(self._lock):
+            self._busy = False
+        if self._busy:
+            exc = BusyError(_errno.EBUSY, "attach() or detach() of this object was interrupted "
+                            "by this signal handler, which may not attach or detach it")
             exc.call = "%s(id=%d)" % (what, self._id)
             raise exc
-        return lock
 
     def _attach_reserved(self, flags: int) -> None:
         readonly = bool(flags & SHM_RDONLY)
@@ -1281,7 +1351,14 @@ class SharedMemory(_Permissions):
             boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
             # Room to round up to the boundary, and to step off a huge-page boundary (below).
             try:
-                reservation = _new_mapping(length + 2 * boundary, readonly)
+                try:
+                    reservation = _new_mapping(length + 2 * boundary, readonly)
+                except OSError:
+                    if _CPYTHON:
+                        raise
+                    import gc           # PyPy: detached reservations wait for its collector
+                    gc.collect()
+                    reservation = _new_mapping(length + 2 * boundary, readonly)
             except OSError as exc:      # e.g. ENOMEM: RLIMIT_AS, or no such stretch of addresses
                 raise _error(exc.errno or _errno.ENOMEM, "mmap(%d bytes) to attach id=%d into"
                              % (length + 2 * boundary, self._id)) from None
@@ -1301,12 +1378,22 @@ class SharedMemory(_Permissions):
                 continue
             raise _error(err, "shmat(id=%d, flags=%#o)" % (self._id, flags),
                          RemovedError if err == _errno.EINVAL else None)
-        self._align = align
-        if align > PAGE_SIZE:
-            self._prove_backed(address, length, readonly, reservation)
-        self._owner, self._base = reservation, address - start
-        self._address, self._readonly, self._raw_state = address, readonly, None
-        self._view = self._make_view()
+        try:
+            self._align = align
+            if align > PAGE_SIZE:
+                self._prove_backed(address, length, readonly, reservation)
+            self._owner, self._base = reservation, address - start
+            self._address, self._readonly, self._raw_state = address, readonly, None
+            self._view = self._make_view()
+        except BaseException:
+            # Not published (a signal handler's exception): drop the reservation, and with it
+            # the attachment inside it (nothing else can reach either).
+            if self._view is None:
+                self._owner = self._address = None
+                if _CPYTHON:
+                    import mmap
+                    mmap.mmap.close(reservation)    # (no view of it exists)
+            raise
 
     def _prove_backed(self, address: int, length: int, readonly: bool, reservation: "Any") -> None:
         """A huge-page segment: fault its pages in before anything can touch them (SHM_NORESERVE,
@@ -1338,6 +1425,16 @@ class SharedMemory(_Permissions):
             # A read-only buffer over raw memory that no view can make writable needs PEP 688.
             raise NotImplementedError("SHM_RDONLY with an explicit address needs CPython 3.12+; "
                                       "attach without an address")
+        # Signals wait until the attachment is the object's: nothing else would ever detach an
+        # attachment at an address that a handler's exception separated from its owner.
+        mask = _signal_mask()
+        try:
+            _defer_signals()
+            self._attach_at_deferred(address, flags, readonly)
+        finally:
+            _restore_signals(mask)
+
+    def _attach_at_deferred(self, address: int, flags: int, readonly: bool) -> None:
         length = _round_up(max(self._size, 1), PAGE_SIZE)
         start = address - address % _SHMLBA if flags & SHM_RND else address
         if not _CPYTHON and _parked(start, start + length):
@@ -1350,48 +1447,68 @@ class SharedMemory(_Permissions):
                 call += " (the address must be a multiple of SHMLBA, %d, or use SHM_RND)" \
                     % _SHMLBA
             raise _error(err, call)
-        if flags & SHM_REMAP:
-            _parked(result, result + length, take=True)
-        align = self._align if self._align > PAGE_SIZE else _kernel_page_size(result)
-        if align > PAGE_SIZE:
-            length = _round_up(length, align)
-            self._align = align
-            self._prove_backed(result, length, readonly, None)
-        state = [result, length, False]
-        owner = _ReadOnlyMemory(result, self._size) if readonly else \
-            (ctypes.c_ubyte * length).from_address(result)
-        import weakref
-        weakref.finalize(owner, _release_raw, state).atexit = False   # views may outlive exit
-        _PINNED[id(owner)] = owner     # the caller chose the address: only detach() ends it
-        self._owner, self._base = owner, 0
-        self._address, self._readonly, self._raw_state = result, readonly, state
-        self._view = self._make_view()
+        # Until the object owns the attachment, an exception (a signal handler's) undoes it.
+        state = [result, length, True]      # [2] True: the owner's finalizer does nothing
+        owner = None                        # type: Any
+        try:
+            if flags & SHM_REMAP:
+                _parked(result, result + length, take=True)
+            align = self._align if self._align > PAGE_SIZE else _kernel_page_size(result)
+            if align > PAGE_SIZE:
+                length = state[1] = _round_up(length, align)
+                self._align = align
+                self._prove_backed(result, length, readonly, None)
+            owner = _ReadOnlyMemory(result, self._size) if readonly else \
+                (ctypes.c_ubyte * length).from_address(result)
+            weakref.finalize(owner, _release_raw, state).atexit = False  # views outlive exit
+            _sweep_raw()
+            _RAW.append((weakref.ref(owner), state))
+            _PINNED[id(owner)] = owner     # the caller chose the address: only detach() ends it
+            self._owner, self._base = owner, 0
+            self._address, self._readonly, self._raw_state = result, readonly, state
+            state[2] = False
+            self._view = self._make_view()
+        except BaseException:
+            if self._view is None:         # not published: nothing can reach it
+                state[2] = True
+                _PINNED.pop(id(owner), None)
+                self._owner = self._address = self._raw_state = None
+                if _CPYTHON:
+                    _shmdt(result)
+                else:
+                    _overlay(result, length, readonly)
+                    _PARKED.append([result, result + length])
+            raise
 
     def detach(self) -> None:
         """Wrapper around ``shmdt()``.  CPython: raises BufferError (and stays attached, every
         view valid) while a view into the segment is alive.  PyPy: private zero memory replaces
         the segment under any view left.  NotAttachedError if not attached."""
-        lock = self._exclusive("detach")
-        try:
-            self._detach()
-        finally:
-            lock.release()
+        with self._lock:
+            self._refuse_reentry("detach")
+            try:
+                self._busy = True
+                self._detach()
+            finally:
+                self._busy = False
 
     def _detach(self) -> None:
-        view, owner = self._view, self._owner
+        view, owner, address = self._view, self._owner, self._address
         if view is None:
             raise self._not_attached("detach")
-        self._view = None        # from here on, nothing can make a new view of this attachment
-        pinned = _PINNED.pop(id(owner), None) is not None
+        pinned = False
         alive = None             # type: Any
         try:
+            self._view = None    # from here on, nothing can make a new view of this attachment
+            pinned = _PINNED.pop(id(owner), None) is not None
             if not _CPYTHON:
                 # PyPy counts no exports: replace the segment by private memory, atomically.
                 length = _round_up(max(self._size, 1), self._align)
-                _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
-                if self._raw_state is not None:
-                    self._raw_state[2] = True       # the overlay stays: never unmapped
-                    _PARKED.append([self._address, self._address + length])  # type: ignore
+                if address is not None:
+                    _overlay(address, length, self._readonly)
+                    if self._raw_state is not None:
+                        self._raw_state[2] = True       # the overlay stays: never unmapped
+                        _PARKED.append([address, address + length])
             else:
                 # Our own view is never handed out (`buf` gives slices of it), so releasing it
                 # cannot fail.  What is left alive: an mmap counts it (close() raises
@@ -1405,6 +1522,7 @@ class SharedMemory(_Permissions):
                     self._owner = owner = None
                     if alive() is not None:      # None: freed, and its finalizer did shmdt()
                         raise BufferError(_BUSY)
+                    _sweep_raw()      # (a finalizer that a handler's exception cut short)
         except BaseException as exc:
             # An exception can also come from a signal handler, after the step that detached
             # returned: ask the state what happened, not the control flow.
@@ -1414,12 +1532,12 @@ class SharedMemory(_Permissions):
                 gone = owner is None if self._raw_state is not None else owner.closed
             else:                 # an overlay again is harmless: private memory for private
                 gone = not isinstance(exc, Error)
-                if gone:
+                if gone and address is not None:
                     length = _round_up(max(self._size, 1), self._align)
-                    _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
+                    _overlay(address, length, self._readonly)
                     if self._raw_state is not None and not self._raw_state[2]:
                         self._raw_state[2] = True
-                        _PARKED.append([self._address, self._address + length])  # type: ignore
+                        _PARKED.append([address, address + length])
             if gone:
                 self._owner = self._address = None
                 owner = view = None
@@ -1483,10 +1601,14 @@ class SharedMemory(_Permissions):
                 s = s.encode("utf-8")
             elif type(s) is not bytearray:  # a subclass's __len__ could run code: a flat view
                 try:
-                    s = memoryview(s).cast("B")
+                    flat = memoryview(s)
                 except TypeError:
                     raise TypeError("write() needs bytes, a bytes-like object or str, not %s"
                                     % type(s).__name__) from None
+                if not flat.c_contiguous:
+                    raise TypeError("write() needs a contiguous buffer (this %s is strided: "
+                                    "copy it with bytes() first)" % type(s).__name__)
+                s = flat.cast("B")
         offset = _index(offset, "offset")   # before the view is taken: __index__ may detach
         view = self._view
         if view is None or self._readonly:
@@ -1532,37 +1654,47 @@ class SharedMemory(_Permissions):
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
         The object keeps the mapping alive (detach() raises BufferError while it exists)."""
-        if ctype is not None and not _is_ctype(ctype):
-            raise TypeError("as_ctypes() needs a ctypes type (c_int, a Structure subclass, "
-                            "c_uint8 * 16, ...), not %r" % (ctype,))
+        if ctype is not None:
+            _check_ctype(ctype)
         offset = _index(offset, "offset")
-        if ctype is not None and _follows_pointers(ctype):
-            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, c_void_p, py_object, POINTER, "
-                            "function pointers) that ctypes would follow or that mean nothing in "
-                            "another process, and any process could aim them anywhere; declare "
-                            "an address-sized integer (c_size_t) instead"
-                            % getattr(ctype, "__name__", ctype))
-        if self._view is None:
-            raise self._not_attached("as_ctypes")
-        if self._readonly:
-            raise TypeError("the segment is attached read-only and ctypes objects are always "
-                            "writable; use ctype.from_buffer_copy(shm.buf, offset) to copy")
-        if not 0 <= offset <= self._size:
-            raise ValueError("offset must be between 0 and %d, not %d" % (self._size, offset))
-        if ctype is None:
-            ctype = ctypes.c_ubyte * (self._size - offset)
-        need = ctypes.sizeof(ctype)
-        if offset + need > self._size:
-            raise ValueError("%s (%d bytes) at offset %d does not fit in %d bytes"
-                             % (getattr(ctype, "__name__", ctype), need, offset, self._size))
-        return ctype.from_buffer(self._owner, self._base + offset)
+        for step in ("fits", "final"):
+            # Twice: the pointer probe reads the type's fields, and a caller's __getattribute__
+            # may run then (and detach, or attach read-only): the final checks and from_buffer
+            # use a snapshot taken after it, with no caller's code in between.
+            view, owner, base, size = self._view, self._owner, self._base, self._size
+            if view is None:
+                raise self._not_attached("as_ctypes")
+            if self._readonly:
+                raise TypeError("the segment is attached read-only and ctypes objects are always "
+                                "writable; use ctype.from_buffer_copy(shm.buf, offset) to copy")
+            if not 0 <= offset <= size:
+                raise ValueError("offset must be between 0 and %d, not %d" % (size, offset))
+            kind = ctypes.c_ubyte * (size - offset) if ctype is None else ctype
+            need = ctypes.sizeof(kind)
+            if offset + need > size:
+                raise ValueError("%s (%d bytes) at offset %d does not fit in %d bytes"
+                                 % (getattr(kind, "__name__", kind), need, offset, size))
+            if step == "fits" and ctype is not None and _follows_pointers(ctype):
+                raise TypeError("%s holds pointers (c_char_p, c_wchar_p, c_void_p, py_object, "
+                                "POINTER, function pointers) that ctypes would follow or that mean "
+                                "nothing in another process, and any process could aim them "
+                                "anywhere; declare an address-sized integer (c_size_t) instead"
+                                % getattr(ctype, "__name__", ctype))
+        try:
+            return kind.from_buffer(owner, base + offset)
+        except (ValueError, TypeError):       # detached meanwhile (another thread)
+            if self._view is None:
+                raise self._not_attached("as_ctypes") from None
+            raise
 
     def prefault(self) -> None:
         """Fault every page in now (madvise MADV_POPULATE_WRITE, Linux 5.14+; else one read per
         page), so that first touches later do not pay ~2 us a page.  Nothing is written.  A
         page that cannot be backed (huge pages exhausted) raises an error, never SIGBUS."""
-        view = self.buf
-        if not self._populate(self._address, not self._readonly):  # type: ignore[arg-type]
+        view, address = self._view, self._address
+        if view is None or address is None:
+            raise self._not_attached("prefault")
+        if not self._populate(address, not self._readonly):
             if self._align > PAGE_SIZE:
                 raise _error(_errno.EINVAL, "prefault(id=%d): this kernel cannot populate "
                              "(MADV_POPULATE, Linux 5.14+), and touching a huge page that is "
@@ -2147,6 +2279,7 @@ class Semaphore(_Permissions, _SemaphoreOps):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
+                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
@@ -2250,6 +2383,7 @@ class SemaphoreSet(_Permissions):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
+                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
@@ -2571,6 +2705,7 @@ class MessageQueue(_Permissions):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
+                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _libc.msgctl(ident, _IPC_RMID, None)   # never leave behind what it created
@@ -2814,7 +2949,7 @@ class MessageQueue(_Permissions):
 def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
-    mem._lock = threading.Lock()
+    mem._lock = threading.RLock()
     mem._id = _ipc_id(id)
     try:
         stat = _stat("shm", mem._id)

@@ -1647,8 +1647,9 @@ class TestArguments(Base):
         with self.assertRaises(sysvshm.NotFoundError):
             sysvshm.SharedMemory(key)
 
-    @unittest.skipUnless(CPYTHON, "PyPy runs a signal's handler at checkpoints of its own, "
-                         "which can fall after the module's cleanup region (README: PyPy)")
+    @unittest.skipUnless(CPYTHON and sys.version_info >= (3, 10),
+                         "before 3.10 (and on PyPy) a signal's handler may run at any "
+                         "instruction, also where no cleanup can follow (README)")
     def test_interrupted_constructors_leave_nothing(self):
         # A signal handler's exception anywhere inside the module while it creates a segment
         # must not leave the segment behind, key or no key: one timer per constructor, at a
@@ -1718,6 +1719,130 @@ class TestArguments(Base):
                 mem.detach()
             done()
         """), timeout=120)
+
+    def test_hostile_ctypes_classes_cannot_reach_a_pointer(self):
+        # A metaclass answering __eq__/__hash__/__mro__, a from_buffer of the class's own, a
+        # huge type before the size check: each crashed or cost memory before.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=4096, init_character=b"A")
+            mem.remove()
+            class Meta(type(ctypes.Structure)):
+                def __eq__(a, b):
+                    return True
+                def __hash__(a):
+                    return 1
+            class Safe(ctypes.Structure, metaclass=Meta):
+                _fields_ = [("n", ctypes.c_size_t)]
+            class Evil(ctypes.Structure, metaclass=Meta):
+                _fields_ = [("p", ctypes.c_char_p)]
+            class Own(ctypes.Structure):
+                _fields_ = [("p", ctypes.c_char_p)]
+                @classmethod
+                def from_buffer(cls, source, offset=0):
+                    return ctypes.c_int.from_buffer(source)
+            refused = 0
+            for ctype in (Safe, Evil, Own):
+                try:
+                    obj = mem.as_ctypes(ctype)
+                    print(getattr(obj, "p", None))
+                except TypeError:
+                    refused += 1
+            try:
+                mem.as_ctypes(ctypes.c_uint8 * (1 << 40))   # refused before any probe buffer
+            except ValueError:
+                refused += 1
+            assert refused == 4, refused
+            T = ctypes.c_size_t * 2
+            mem.as_ctypes(T)
+            T._type_ = ctypes.c_char_p          # PyPy honours this later; CPython ignores it
+            try:
+                print(mem.as_ctypes(T)[0])
+            except TypeError:
+                pass
+            done()
+        """))
+        self.assertTrue(out.endswith("ok\n"), out)
+
+    def test_init_character_and_reinit_cannot_reach_the_mapping(self):
+        # init_character's __getitem__ ran after memset's address was taken (segfault), and
+        # __init__ again on an attached object described another segment.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            class Byte(bytes):
+                def __getitem__(self, index):
+                    frame = sys._getframe(1)
+                    frame.f_locals["self"].detach()
+                    return 65
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=1 << 20,
+                                       init_character=Byte(b"A"))
+            segments.append(mem.id)
+            assert mem.read(2) == b"AA"
+            other = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=8192)
+            segments.append(other.id)
+            view = mem.buf
+            try:
+                mem.__init__(other.key)
+            except TypeError:
+                pass
+            assert (mem.id, mem.size) == (segments[0], 1 << 20), (mem.id, mem.size)
+            try:
+                mem.buf.obj.madvise(mmap.MADV_DONTFORK)
+                raise AssertionError("madvise allowed")
+            except (BufferError, AttributeError):
+                pass
+            del view
+            mem.detach()
+            other.detach()
+            done()
+        """))
+        self.assertTrue(out.endswith("ok\n"), out)
+
+    @unittest.skipUnless(CPYTHON, "PyPy runs a signal's handler at checkpoints of its own, "
+                         "and its handler call itself can fail there (README: PyPy)")
+    def test_interrupted_attach_and_detach_keep_the_object_usable(self):
+        # A handler's exception right after the lock was taken wedged the object (BusyError
+        # forever); one after shmat() left an attachment nobody owned.
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent("""
+            import random, signal
+            mem = attach("reserved")
+            other = sysvshm.attach(mem.id)        # keeps the segment alive through detaches
+            address = free_address(8192)
+            class Boom(Exception):
+                pass
+            def handler(signum, frame):
+                if frame is not None and frame.f_code.co_filename == sysvshm.__file__:
+                    raise Boom()
+            signal.signal(signal.SIGALRM, handler)
+            interrupted = 0
+            for i in range(3000):
+                signal.setitimer(signal.ITIMER_REAL, random.uniform(1e-6, 1e-4))
+                try:
+                    if mem.attached:
+                        mem.detach()
+                    else:
+                        mem.attach(address if i % 4 == 1 else None)
+                except Boom:
+                    interrupted += 1
+                except sysvshm.Error as exc:
+                    if exc.errno != 22:           # EINVAL: the address was taken meanwhile
+                        raise
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)   # one may still be due
+            if mem.attached:
+                mem.detach()
+            gc.collect()        # PyPy: reservations a handler's exception dropped
+            gc.collect()
+            assert not mem._busy and mem._lock.acquire(False)    # never left held
+            mem._lock.release()
+            assert other.number_attached == 1, other.number_attached
+            mem.attach()
+            assert mem.read(7) == b"payload"
+            mem.detach()
+            other.detach()
+            print(interrupted)
+            done()
+        """), timeout=120)
+        self.assertTrue(out.endswith("ok\n"), out)
 
     def test_copies_and_pickles_are_refused(self):
         import copy
