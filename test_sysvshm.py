@@ -2022,17 +2022,18 @@ def elf_ident(path):
                                                       18)[0]
 
 
-def build_c_program(folder, name, text):
+def build_c_program(folder, name, text, flags=()):
     """Compile `text` into folder/name for this interpreter's architecture (raises SkipTest
-    where no such compiler is at hand); returns the command line that runs it."""
+    where no such compiler is at hand), with extra compiler `flags`; returns the command line
+    that runs it."""
     if not shutil.which(C_COMPILER[0]):
         raise unittest.SkipTest("no C compiler: %s not installed%s" % (
             C_COMPILER[0], " (SYSVSHM_CC)" if C_LINK else ""))
     source, program = os.path.join(folder, name + ".c"), os.path.join(folder, name)
     with open(source, "w") as f:
         f.write(text)
-    proc = subprocess.run(C_COMPILER + C_LINK + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o",
-                                                 program, source],
+    proc = subprocess.run(C_COMPILER + C_LINK + list(flags) + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE),
+                                                               "-o", program, source],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=120 * SCALE)
     if proc.returncode != 0:
@@ -5343,6 +5344,169 @@ class TestChannel(Base):
                 self.assertEqual(left, queued[len(queued) - len(left):], (round_, role))
                 lost += len(queued) - len(together)
         self.assertIdle(ch)
+
+
+def build_go_program(folder, name, source):
+    """Build the Go program `source` offline (Debian's golang-go and golang-golang-x-sys-dev,
+    GOPATH=/usr/share/gocode); SkipTest where go is missing or builds another architecture."""
+    go = shutil.which("go")
+    if not go:
+        raise unittest.SkipTest("go is not installed (apt-get install golang-go "
+                                "golang-golang-x-sys-dev)")
+    program = os.path.join(folder, name)
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off",
+               GOCACHE=os.path.join(folder, "gocache"), GOFLAGS="")
+    proc = subprocess.run([go, "build", "-o", program, source], env=env, cwd=folder,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300 * SCALE)
+    if proc.returncode != 0:
+        raise AssertionError("go build failed:\n%s" % proc.stdout)
+    ours, theirs = elf_ident("/proc/self/exe"), elf_ident(program)
+    if ours != theirs:
+        raise unittest.SkipTest("go builds %s, this interpreter is %s" % (theirs, ours))
+    return [program]
+
+
+class TestChannelInterop(Base):
+    """examples/channel.c and examples/channel.go (built here) against sysvshm.Channel, every
+    direction: C->Python, Python->C, Go->Python, Python->Go, mixed producers and consumers."""
+
+    EXAMPLES = os.path.join(HERE, "examples")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp()
+        with open(os.path.join(cls.EXAMPLES, "channel.c")) as f:
+            text = f.read()
+        cls.c_error = cls.go_error = None
+        try:
+            cls.c_program = build_c_program(cls.folder, "channel", text, [
+                "-Wall", "-Wextra", "-Werror", "-I", cls.EXAMPLES])
+        except unittest.SkipTest as exc:
+            cls.c_error = exc
+        try:
+            cls.go_program = build_go_program(cls.folder, "channel-go",
+                                              os.path.join(cls.EXAMPLES, "channel.go"))
+        except unittest.SkipTest as exc:
+            cls.go_error = exc
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def peer(self, lang):
+        error = self.c_error if lang == "c" else self.go_error
+        if error is not None:
+            raise error
+        return self.c_program if lang == "c" else self.go_program
+
+    new_channel = TestChannel.new_channel
+
+    def start(self, lang, *args):
+        proc = subprocess.Popen(self.peer(lang) + [str(a) for a in args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, proc)
+        return proc
+
+    def _stop(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+    def finish(self, proc):
+        try:
+            out, err = proc.communicate(timeout=DEADLINE * 2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self.fail("%s did not finish" % proc.args)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        return [line for line in out.decode().split("\n") if line]
+
+    def check(self, lines, counts, *more):
+        """Every message of every producer exactly once (over all consumers' lines), in each
+        producer's order (within each consumer)."""
+        pairs = []
+        for consumer in (lines,) + more:
+            got = [(tag, int(i)) for tag, i in (line.split(":") for line in consumer)]
+            for tag in counts:
+                mine = [i for t, i in got if t == tag]
+                self.assertEqual(mine, sorted(mine), "%s out of order" % tag)
+            pairs += got
+        self.assertEqual(sorted(pairs), sorted((tag, i) for tag, n in counts.items()
+                                               for i in range(n)))
+
+    def to_python(self, lang):
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "producer", ch.key, 500, lang.upper(), DEADLINE)
+        lines = [ch.receive(DEADLINE).decode() for _ in range(500)]
+        self.finish(proc)
+        self.check(lines, {lang.upper(): 500})
+        self.assertEqual(ch.pending, 0)
+
+    def from_python(self, lang):
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "consumer", ch.key, -1, DEADLINE)
+        for i in range(500):
+            if i % 2:
+                ch.send(b"P:%d" % i, DEADLINE)
+            else:
+                message = b"P:%d" % i
+                with ch.reserve(len(message), DEADLINE) as out:
+                    out[:] = message
+        ch.close()
+        self.check(self.finish(proc), {"P": 500})
+
+    def test_c_to_python(self):
+        self.to_python("c")
+
+    def test_python_to_c(self):
+        self.from_python("c")
+
+    def test_go_to_python(self):
+        self.to_python("go")
+
+    def test_python_to_go(self):
+        self.from_python("go")
+
+    def test_c_to_go(self):
+        ch = self.new_channel(slots=2, slot_size=64)
+        consumer = self.start("go", "consumer", ch.key, 300, DEADLINE)
+        producer = self.start("c", "producer", ch.key, 300, "C", DEADLINE)
+        self.finish(producer)
+        self.check(self.finish(consumer), {"C": 300})
+
+    def test_mixed_producers_and_consumers(self):
+        ch = self.new_channel(slots=3, slot_size=64)
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+
+        def python_consumer():
+            got = []
+            while True:
+                try:
+                    with ch.receive_view(DEADLINE) as view:
+                        got.append(bytes(view))
+                except sysvshm.ChannelClosedError:
+                    break
+            with open(os.path.join(folder, "py"), "wb") as f:
+                f.write(b"\n".join(got))
+        consumers = [self.start("c", "consumer", ch.key, -1, DEADLINE),
+                     self.start("go", "consumer", ch.key, -1, DEADLINE)]
+        pycons = self.fork(python_consumer)
+        producers = [self.start("c", "producer", ch.key, 300, "C", DEADLINE),
+                     self.start("go", "producer", ch.key, 300, "G", DEADLINE)]
+        for i in range(300):
+            ch.send(b"P:%d" % i, DEADLINE)
+        for proc in producers:
+            self.finish(proc)
+        self.peer("c")
+        closer = self.start("c", "close", ch.key)
+        self.finish(closer)
+        c_lines, go_lines = [self.finish(proc) for proc in consumers]
+        self.assertChildOk(pycons, DEADLINE * 2)
+        with open(os.path.join(folder, "py")) as f:
+            mine = [x for x in f.read().split("\n") if x]
+        self.check(mine, {"C": 300, "G": 300, "P": 300}, c_lines, go_lines)
 
 
 if __name__ == "__main__":
