@@ -3165,12 +3165,15 @@ def _cli_info(args: "Any") -> int:
             r["qbytes"] = 0
     if kind == "sem":
         elements = _cli_sem_elements(ident, r["nsems"])
+    channel = _cli_channel(kind, r) if kind in ("shm", "sem") else None
     if args.json:
         record = _cli_json_record(kind, r)
         if kind == "msg":
             record["qbytes"] = r["qbytes"]
         if kind == "sem":
             record["elements"] = elements
+        if channel is not None:
+            record["channel"] = channel
         _cli_print_json({_CLI_JSON_KIND[kind]: [record]})
         return 0
     mode = _cli_c_octal(r["mode"]), _cli_c_octal(r["mode"] & 0o777)
@@ -3202,8 +3205,49 @@ def _cli_info(args: "Any") -> int:
                  "send_time=%-26.24s" % _cli_when(r["stime"], False),
                  "rcv_time=%-26.24s" % _cli_when(r["rtime"], False),
                  "change_time=%-26.24s" % _cli_when(r["ctime"], False), ""]
+    if channel is not None:
+        lines[-1:] = ["sysvshm Channel (layout version %d): %d slots of %d bytes; %d pending; %s"
+                      % (channel["version"], channel["slots"], channel["slot_size"],
+                         channel["pending"], "closed" if channel["closed"] else "open"),
+                      "sent=%d\treceived=%d\treclaimed=%d\tfree slots=%d" % (
+                          channel["sent"], channel["received"], channel["reclaimed"],
+                          channel["free"]),
+                      "waiting producers=%d\twaiting consumers=%d\tsegment shmid=%d\t"
+                      "semaphore semid=%d" % (channel["waiting_producers"],
+                                              channel["waiting_consumers"], channel["shmid"],
+                                              channel["semid"]), ""]
     _cli_print(lines)
     return 0
+
+
+def _cli_channel(kind: str, r: "_CliRecord") -> "Optional[Dict[str, int]]":
+    """If `r` is a Channel's segment or set (a set of 4 and a segment with a channel header at
+    the same key), its geometry and counters; else None.  Reads the header through a read-only
+    attach (which updates the segment's shm_atime/lpid, as any reader's would)."""
+    ckey = r["key"]
+    if ckey == IPC_PRIVATE:
+        return None
+    semid = int(_semget(ckey, 0, 0)) if kind == "shm" else r["id"]
+    shmid = int(_shmget(ckey, 0, 0)) if kind == "sem" else r["id"]
+    if semid < 0 or shmid < 0:
+        return None
+    try:
+        if _stat("sem", semid)["nsems"] != 4 or _stat("shm", shmid)["size"] < _CH_HEADER:
+            return None
+        with attach(shmid, None, SHM_RDONLY) as shm:
+            h = _ChHeader.from_buffer_copy(shm.buf[:_CH_HEADER])
+        if h.magic != _CH_MAGIC:
+            return None
+        counts = [_semctl(semid, i, _GETNCNT) for i in (_CH_FREE, _CH_READY)]
+        free = _semctl(semid, _CH_FREE, _GETVAL)
+    except Error:
+        return None
+    return {"version": h.version, "slots": h.slots, "slot_size": h.slot_size,
+            "pending": h.head - h.tail, "closed": h.closed, "sent": h.sent,
+            "received": h.received, "reclaimed": h.reclaimed,
+            "free": max(0, free - (_CH_POISON if h.closed else 0)),
+            "waiting_producers": counts[0], "waiting_consumers": counts[1],
+            "shmid": shmid, "semid": semid}
 
 
 # -- rm: ipcrm ------------------------------------------------------------------------------------

@@ -5183,6 +5183,32 @@ class TestChannel(Base):
     def test_two_by_three_one_slot(self):
         self.run_many(2, 3, 200, slots=1, mode="mixed")
 
+    def test_cli_info_recognises_a_channel(self):
+        ch = self.new_channel(slots=5, slot_size=200)
+        ch.send(b"a")
+        ch.send(b"b")
+        ch.receive()
+        plain = self.new_set(4)
+        env = dict(os.environ, PYTHONPATH=HERE)
+        for option, ident in (("--shm", ch.id), ("--sem", ch.semid)):
+            out = subprocess.run([sys.executable, "-m", "sysvshm", "info", option, str(ident)],
+                                 env=env, stdout=subprocess.PIPE, universal_newlines=True,
+                                 timeout=DEADLINE).stdout
+            self.assertIn("sysvshm Channel (layout version 1): 5 slots of 200 bytes; 1 pending; "
+                          "open", out)
+            self.assertIn("sent=2\treceived=1\treclaimed=0\tfree slots=4", out)
+            self.assertIn("waiting producers=0\twaiting consumers=0", out)
+        out = subprocess.run([sys.executable, "-m", "sysvshm", "info", "--json", "--sem",
+                              str(ch.semid)], env=env, stdout=subprocess.PIPE,
+                             universal_newlines=True, timeout=DEADLINE).stdout
+        channel = json.loads(out)["semaphores"][0]["channel"]
+        self.assertEqual((channel["slots"], channel["pending"], channel["shmid"]),
+                         (5, 1, ch.id))
+        out = subprocess.run([sys.executable, "-m", "sysvshm", "info", "--sem", str(plain.id)],
+                             env=env, stdout=subprocess.PIPE, universal_newlines=True,
+                             timeout=DEADLINE).stdout
+        self.assertNotIn("Channel", out)
+
     # -- deaths -------------------------------------------------------------------------------
     def check_after_death(self, ch, expect_lost_at_most=1):
         """The channel still works at full capacity: every slot comes back."""
