@@ -5209,6 +5209,41 @@ class TestChannel(Base):
                              timeout=DEADLINE).stdout
         self.assertNotIn("Channel", out)
 
+    def test_docs_example_runs_as_documented(self):
+        """docs/channel.md: the producer and consumer blocks, run as two programs, print the
+        documented output and leave nothing behind."""
+        with open(os.path.join(HERE, "docs", "channel.md")) as f:
+            text = f.read()
+        fenced = re.findall(r"^```(\w*)\n(.*?)^```$", text, re.M | re.S)
+        blocks = [body for lang, body in fenced if lang == "python"]
+        output = [body for lang, body in fenced if not lang]
+        self.assertEqual(len(blocks), 2)
+        key = random_key()
+        programs = [block.replace("0x5CA1AB1E", hex(key)) for block in blocks]
+        self.assertNotEqual(programs, blocks)
+
+        def cleanup():
+            for kind, get in (("sem", lambda: sysvshm.SemaphoreSet(key)),
+                              ("shm", lambda: sysvshm.SharedMemory(key))):
+                try:
+                    obj = get()
+                except sysvshm.ExistentialError:
+                    continue
+                obj.remove()
+        self.addCleanup(cleanup)
+        env = dict(os.environ, PYTHONPATH=HERE)
+        consumer = subprocess.Popen([sys.executable, "-c", programs[1]], env=env,
+                                    stdout=subprocess.PIPE, universal_newlines=True)
+        self.addCleanup(lambda: consumer.poll() is None and consumer.kill())
+        producer = subprocess.run([sys.executable, "-c", programs[0]], env=env,
+                                  timeout=DEADLINE)
+        self.assertEqual(producer.returncode, 0)
+        out, _ = consumer.communicate(timeout=DEADLINE)
+        self.assertEqual(consumer.returncode, 0)
+        self.assertEqual(out, output[0])
+        self.assertRaises(sysvshm.ExistentialError, sysvshm.SemaphoreSet, key)
+        self.assertRaises(sysvshm.ExistentialError, sysvshm.SharedMemory, key)
+
     # -- deaths -------------------------------------------------------------------------------
     def check_after_death(self, ch, expect_lost_at_most=1):
         """The channel still works at full capacity: every slot comes back."""
@@ -5437,7 +5472,9 @@ class TestChannelInterop(Base):
     def _stop(self, proc):
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
 
     def finish(self, proc):
         try:
