@@ -5223,8 +5223,7 @@ class TestChannel(Base):
         self.assertNotEqual(programs, blocks)
 
         def cleanup():
-            for kind, get in (("sem", lambda: sysvshm.SemaphoreSet(key)),
-                              ("shm", lambda: sysvshm.SharedMemory(key))):
+            for get in (lambda: sysvshm.SemaphoreSet(key), lambda: sysvshm.SharedMemory(key)):
                 try:
                     obj = get()
                 except sysvshm.ExistentialError:
