@@ -700,6 +700,160 @@ def section_queue(stack, c_lib, c_skip):
     return s
 
 
+CHANNEL_SIZES = ((64, 20000), (4096, 10000), (1024 * 1024, 200))
+
+
+def section_channel(stack, size):
+    """One producer (a forked child on one CPU) streams `size`-byte messages to one consumer
+    (this process, on the other CPU): sysvshm.Channel against the usual alternatives."""
+    s = Section("channel%d" % size, "stream of %s messages, producer -> consumer on two CPUs"
+                % ("%d B" % size if size < 1024 else "%d KiB" % (size // 1024) if size < MiB
+                   else "%d MiB" % (size // MiB)), mode="speed", nbytes=size)
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    warm = 20
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    dest = bytearray(size)
+    if not hasattr(sysvshm, "Channel"):
+        s.add("sysvshm Channel send/receive_into", skip="sysvshm has no Channel")
+    else:
+        ch = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8, slot_size=size)
+        stack.callback(ch.remove)
+
+        def channel_copy(n):
+            def consumer():
+                receive_into = ch.receive_into
+                for _ in range(warm):
+                    receive_into(dest)
+                t0 = _perf()
+                for _ in range(n):
+                    receive_into(dest)
+                return _perf() - t0
+
+            def producer():
+                send = ch.send
+                for _ in range(warm + n):
+                    send(payload)
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel send/receive_into", channel_copy)
+
+        def channel_bytes(n):
+            def consumer():
+                receive = ch.receive
+                for _ in range(warm):
+                    receive()
+                t0 = _perf()
+                for _ in range(n):
+                    receive()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    ch.send(payload)
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel send/receive (bytes)", channel_bytes)
+
+        def channel_in_place(n):
+            def consumer():
+                view = ch.receive_view
+                for _ in range(warm):
+                    with view() as v:
+                        dest[:len(v)] = v
+                t0 = _perf()
+                for _ in range(n):
+                    with view() as v:
+                        dest[:len(v)] = v
+                return _perf() - t0
+
+            def producer():
+                reserve = ch.reserve
+                for _ in range(warm + n):
+                    with reserve(size) as buf:
+                        buf[:] = payload
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel reserve/receive_view", channel_in_place)
+
+        def one_slot(n):
+            # The hand-made pairing: one buffer, "empty" and "full" semaphores (as people build
+            # with sysv_ipc); the length travels in the first 8 bytes.
+            empty = sysvshm.Semaphore(None, sysvshm.IPC_CREX, initial_value=1)
+            full = sysvshm.Semaphore(None, sysvshm.IPC_CREX)
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=size + 8)
+            try:
+                def consumer():
+                    buf = mem.buf
+                    for i in range(warm + n):
+                        if i == warm:
+                            t0 = _perf()
+                        full.acquire()
+                        length = int.from_bytes(buf[:8], "little")
+                        dest[:length] = buf[8:8 + length]
+                        empty.release()
+                    return _perf() - t0
+
+                def producer():
+                    buf = mem.buf
+                    for _ in range(warm + n):
+                        empty.acquire()
+                        buf[:8] = size.to_bytes(8, "little")
+                        buf[8:8 + size] = payload
+                        full.release()
+                return forked(consumer, producer, cpus)
+            finally:
+                empty.remove()
+                full.remove()
+                mem.remove()
+                mem.detach()
+        s.add("two semaphores + one segment (hand-made)", one_slot)
+
+    import multiprocessing
+
+    def mp_queue(n):
+        q = multiprocessing.get_context("fork").Queue(8)
+        try:
+            def consumer():
+                for _ in range(warm):
+                    q.get()
+                t0 = _perf()
+                for _ in range(n):
+                    q.get()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    q.put(payload)
+                q.close()
+                q.join_thread()
+            return forked(consumer, producer, cpus)
+        finally:
+            q.close()
+            q.join_thread()
+    s.add("multiprocessing.Queue put/get", mp_queue, ref=True)
+
+    def mp_pipe(n):
+        here, there = multiprocessing.Pipe(duplex=False)
+        try:
+            def consumer():
+                for _ in range(warm):
+                    here.recv_bytes()
+                t0 = _perf()
+                for _ in range(n):
+                    here.recv_bytes()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    there.send_bytes(payload)
+            return forked(consumer, producer, cpus)
+        finally:
+            here.close()
+            there.close()
+    s.add("multiprocessing.Pipe send_bytes/recv_bytes", mp_pipe)
+    return s
+
+
 def section_import():
     """Import time measured inside fresh interpreters (python -I -S: no site, so that .pth files
     of this machine cannot preload modules such as typing or re for one row and not the other)."""
@@ -815,6 +969,12 @@ TARGETS = [
     ("createfault", "sysvshm prefault() (MADV_POPULATE_WRITE)", "<=", 1.6,
      "... every page touched (prefault) <= 1.6x"),
     ("import", "import sysvshm", "<=", 1.0, "import <= import ctypes + 1 ms"),
+    ("channel1048576", "sysvshm Channel send/receive_into", ">=", 5.0,
+     "Channel 1 MiB >= 5x multiprocessing.Queue"),
+    ("channel1048576", "sysvshm Channel reserve/receive_view", ">=", 5.0,
+     "Channel 1 MiB in place >= 5x multiprocessing.Queue"),
+    ("channel64", "sysvshm Channel send/receive_into", ">=", 3.0,
+     "Channel 64 B >= 3x multiprocessing.Queue"),
 ]
 
 # The reference each target is measured against: (section key, row label).
@@ -824,7 +984,9 @@ TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphor
                     "copyout": "C memcpy",
                     "create": "sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
                     "createfault": "sysv_ipc IPC_CREX, init_character fill",
-                    "import": "import ctypes"}
+                    "import": "import ctypes",
+                    "channel1048576": "multiprocessing.Queue put/get",
+                    "channel64": "multiprocessing.Queue put/get"}
 
 
 def render_targets(sections):
@@ -846,7 +1008,8 @@ def render_targets(sections):
 
 
 # --- Main ----------------------------------------------------------------------------------------
-SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "import")
+SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "channel",
+                "import")
 
 
 def main(argv=None):
@@ -896,6 +1059,9 @@ def main(argv=None):
                 run(faulted, 1 / scale, 15)
             if "queue" in only:
                 run(section_queue(stack, c_lib, c_skip), 20000, 9)
+            if "channel" in only:
+                for size, count in CHANNEL_SIZES:
+                    run(section_channel(stack, size), count, 7)
             if "import" in only:
                 section = section_import()
                 run(section, 1 / scale if quick else 1, 8 if quick else 40)
