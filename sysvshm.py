@@ -2127,6 +2127,7 @@ _CH_POISON = 16384
 _CH_MUTEX, _CH_FREE, _CH_READY, _CH_DONE = 0, 1, 2, 3
 _CH_SLOT_FREE, _CH_WRITING, _CH_READY_STATE, _CH_READING = 0, 1, 2, 3
 _J_NONE, _J_COMMIT, _J_TAKE, _J_TAKE_FREE, _J_CLOSE = 0, 1, 2, 3, 4
+_CH_SPIN = 50          # IPC_NOWAIT tries before a blocking wait (see Channel._wait)
 _CH_OPEN_WAIT = 5.0     # seconds an opener waits for the creator to finish initialising
 
 
@@ -2343,6 +2344,10 @@ class Channel(object):
             return (_sembuf * len(triples))(*(_sembuf(*t) for t in triples))
         U, P = SEM_UNDO, _CH_POISON
         self._op_lock = ops((_CH_MUTEX, -1, U))
+        N = U | IPC_NOWAIT
+        self._op_lock_try = ops((_CH_MUTEX, -1, N))
+        self._op_free_lock_try = ops((_CH_FREE, -1, N), (_CH_MUTEX, -1, N))
+        self._op_ready_lock_try = ops((_CH_READY, -1, N), (_CH_MUTEX, -1, N))
         self._op_unlock = ops((_CH_MUTEX, 1, U))
         self._op_unlock_plain = ops((_CH_MUTEX, 1, 0))
         self._op_free_lock = ops((_CH_FREE, -1, U), (_CH_MUTEX, -1, U))
@@ -2387,8 +2392,19 @@ class Channel(object):
             raise _error(err, "semop(id=%d, %d operations)" % (self._semid, len(ops)),
                          RemovedError if err in (_errno.EINVAL, _errno.EIDRM) else None)
 
+    def _wait(self, ops: "Any", tries: "Any", timeout: "Optional[float]", what: str) -> None:
+        """A blocking semop, tried a few times with IPC_NOWAIT first: MUTEX is held for
+        microseconds, and sleeping on it costs a wake-up (tens of microseconds, more on a busy
+        machine) - the adaptive mutex's reasoning."""
+        if timeout != 0:
+            ref, n = ctypes.byref(tries), len(tries)
+            for _ in range(_CH_SPIN):
+                if _semop_fast(self._semid, ref, n) == 0:
+                    return
+        _semop_wait(self._semid, ops, len(ops), timeout, self._describe(what))
+
     def _lock(self) -> None:
-        _semop_wait(self._semid, self._op_lock, 1, None, self._describe("lock"))
+        self._wait(self._op_lock, self._op_lock_try, None, "lock")
 
     def _settle(self) -> None:
         """Finish or roll back the previous MUTEX holder's journal (SETTLE)."""
@@ -2472,7 +2488,7 @@ class Channel(object):
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - _monotonic())
-            _semop_wait(self._semid, self._op_free_lock, 2, remaining, self._describe(what))
+            self._wait(self._op_free_lock, self._op_free_lock_try, remaining, what)
             try:
                 self._settle()
                 if self._h.closed:
@@ -2494,7 +2510,7 @@ class Channel(object):
 
     def _consumer_slot(self, timeout: "Optional[float]", what: str) -> int:
         """Take a READY unit and MUTEX, SETTLE: the next message's slot, MUTEX held."""
-        _semop_wait(self._semid, self._op_ready_lock, 2, _timeout(timeout), self._describe(what))
+        self._wait(self._op_ready_lock, self._op_ready_lock_try, _timeout(timeout), what)
         try:
             self._settle()
             h = self._h

@@ -5537,6 +5537,7 @@ class TestChannelInterop(Base):
                                                for i in range(n)))
 
     def to_python(self, lang):
+        self.peer(lang)     # (a skip before anything is created: a skip's traceback keeps locals)
         ch = self.new_channel(slots=3, slot_size=64)
         proc = self.start(lang, "producer", ch.key, 500, lang.upper(), DEADLINE)
         lines = [ch.receive(DEADLINE).decode() for _ in range(500)]
@@ -5545,6 +5546,7 @@ class TestChannelInterop(Base):
         self.assertEqual(ch.pending, 0)
 
     def from_python(self, lang):
+        self.peer(lang)
         ch = self.new_channel(slots=3, slot_size=64)
         proc = self.start(lang, "consumer", ch.key, -1, DEADLINE)
         for i in range(500):
@@ -5570,6 +5572,8 @@ class TestChannelInterop(Base):
         self.from_python("go")
 
     def test_c_to_go(self):
+        self.peer("c")
+        self.peer("go")
         ch = self.new_channel(slots=2, slot_size=64)
         consumer = self.start("go", "consumer", ch.key, 300, DEADLINE)
         producer = self.start("c", "producer", ch.key, 300, "C", DEADLINE)
@@ -5577,6 +5581,8 @@ class TestChannelInterop(Base):
         self.check(self.finish(consumer), {"C": 300})
 
     def test_mixed_producers_and_consumers(self):
+        self.peer("c")
+        self.peer("go")
         ch = self.new_channel(slots=3, slot_size=64)
         folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, folder)
@@ -5600,7 +5606,6 @@ class TestChannelInterop(Base):
             ch.send(b"P:%d" % i, DEADLINE)
         for proc in producers:
             self.finish(proc)
-        self.peer("c")
         closer = self.start("c", "close", ch.key)
         self.finish(closer)
         c_lines, go_lines = [self.finish(proc) for proc in consumers]

@@ -700,7 +700,8 @@ def section_queue(stack, c_lib, c_skip):
     return s
 
 
-CHANNEL_SIZES = ((64, 20000), (4096, 10000), (1024 * 1024, 200))
+CHANNEL_SIZES = ((64, 4000), (4096, 2000), (1024 * 1024, 200))
+CHANNEL_SLOTS = 64       # ring depth for small messages (a pipe buffers 64 KiB); 8 for 1 MiB
 
 
 def section_channel(stack, size):
@@ -719,7 +720,8 @@ def section_channel(stack, size):
     if not hasattr(sysvshm, "Channel"):
         s.add("sysvshm Channel send/receive_into", skip="sysvshm has no Channel")
     else:
-        ch = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8, slot_size=size)
+        ch = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8 if size >= MiB else CHANNEL_SLOTS,
+                             slot_size=size)
         stack.callback(ch.remove)
 
         def channel_copy(n):
