@@ -700,6 +700,26 @@ def section_queue(stack, c_lib, c_skip):
     return s
 
 
+_CHANNEL_C = []
+
+
+def _channel_c_program(stack):
+    """examples/channel.c built once with cc: (path, None) or (None, why not)."""
+    if not _CHANNEL_C:
+        folder = tempfile.mkdtemp()
+        stack.callback(shutil.rmtree, folder, True)
+        stack.callback(_CHANNEL_C.clear)
+        program = os.path.join(folder, "channel")
+        try:
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", program,
+                            os.path.join(ROOT, "examples", "channel.c")], check=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            _CHANNEL_C.append((program, None))
+        except (OSError, subprocess.SubprocessError) as exc:
+            _CHANNEL_C.append((None, "cannot build examples/channel.c: %s" % exc))
+    return _CHANNEL_C[0]
+
+
 CHANNEL_SIZES = ((64, 4000), (4096, 2000), (1024 * 1024, 200))
 CHANNEL_SLOTS = 64       # ring depth for small messages (a pipe buffers 64 KiB); 8 for 1 MiB
 
@@ -809,6 +829,29 @@ def section_channel(stack, size):
                 mem.remove()
                 mem.detach()
         s.add("two semaphores + one segment (hand-made)", one_slot)
+
+    program, why = _channel_c_program(stack)
+    if program is None or not hasattr(sysvshm, "Channel"):
+        s.add("C examples/channel.c producer -> consumer", skip=why or "no Channel")
+    else:
+        c_channel = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8 if size >= MiB
+                                    else CHANNEL_SLOTS, slot_size=size)
+        stack.callback(c_channel.remove)
+
+        def c_stream(n):
+            key = str(c_channel.key)
+
+            def pinned(cpu):
+                return lambda: os.sched_setaffinity(0, {cpu})
+            t0 = _perf()
+            consumer = subprocess.Popen([program, "consumer", key, str(n), "60"],
+                                        stdout=subprocess.DEVNULL, preexec_fn=pinned(cpus[0]))
+            producer = subprocess.Popen([program, "producer", key, str(n), "C", "60", str(size)],
+                                        preexec_fn=pinned(cpus[1]))
+            if producer.wait(WATCHDOG) or consumer.wait(WATCHDOG):
+                raise RuntimeError("examples/channel.c failed")
+            return _perf() - t0
+        s.add("C examples/channel.c producer -> consumer (2 execs incl.)", c_stream)
 
     import multiprocessing
 
