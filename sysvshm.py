@@ -2728,6 +2728,9 @@ class Channel(object):
             self._drop()
             shm.detach()
 
+    def __reduce_ex__(self, protocol: "Any") -> "Any":
+        raise TypeError("a Channel cannot be copied or pickled; open it again: Channel(key)")
+
     def __enter__(self) -> "Channel":
         return self
 

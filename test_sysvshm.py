@@ -5046,6 +5046,10 @@ class TestChannel(Base):
         other.send(b"via other")
         self.assertEqual(ch.receive(0), b"via other")
         self.assertIn("slots=7", repr(ch))
+        import copy
+        import pickle
+        self.assertRaises(TypeError, copy.copy, ch)
+        self.assertRaises(TypeError, pickle.dumps, ch)
 
     def test_wrong_layout_is_refused(self):
         ch = self.new_channel(slots=4, slot_size=100)
