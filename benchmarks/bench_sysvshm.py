@@ -714,6 +714,10 @@ def _channel_c_program(stack):
             subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", program,
                             os.path.join(ROOT, "examples", "channel.c")], check=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            with open(program, "rb") as built, open("/proc/self/exe", "rb") as ours:
+                theirs, mine = built.read(20), ours.read(20)
+                if (theirs[4:6], theirs[18:20]) != (mine[4:6], mine[18:20]):  # class, data, machine
+                    raise OSError("cc builds for another architecture than this interpreter")
             _CHANNEL_C.append((program, None))
         except (OSError, subprocess.SubprocessError) as exc:
             _CHANNEL_C.append((None, "cannot build examples/channel.c: %s" % exc))
