@@ -30,9 +30,9 @@
  *      {0, slots, 0, 0}; semop {0,+1,IPC_NOWAIT},{0,-1,IPC_NOWAIT} (marks sem_otime); shmget(key,
  *      size, IPC_CREAT|IPC_EXCL|mode) (EEXIST: remove your set and fail); write the header
  *      (magic last); semop {MUTEX,+1,0}.  On any failure remove both objects you created.
- *   2. EEXIST: semget(key, 0, 0); wait (bounded, ~3 s) until IPC_STAT's sem_otime != 0; then
- *      shmget(key, 0, 0), shmat, take MUTEX (bounded wait) and check the header (below), give
- *      MUTEX back.  A creator that died before releasing MUTEX leaves a channel nobody can open:
+ *   2. EEXIST: semget(key, 0, 0); take MUTEX with a bounded wait (sysvshm: 5 s) - it is 0
+ *      from semget until the creator has written the header, so this also waits for the
+ *      creator; then shmget(key, 0, 0), shmat, SETTLE, check the header (below), give MUTEX back.  A creator that died before releasing MUTEX leaves a channel nobody can open:
  *      the wait times out; remove it by hand (ipcrm).
  *   Openers refuse: magic != SVSHM_CH_MAGIC, version != SVSHM_CH_VERSION, a header_size,
  *   order_offset, slots_offset or slot_stride other than the formulas below, slots or
@@ -48,7 +48,9 @@
  * ---------------------------------------------------------------------------------------------
  * PROTOCOL.  "lock" = semop {MUTEX,-1,SEM_UNDO} then SETTLE (always, before anything else).
  *   Every wait may be a semtimedop with a timeout, and is retried on EINTR with the remaining
- *   time.  The semops marked "final" never block (each value is raised before it is lowered).
+ *   time; a peer may first try the same operations a few times with IPC_NOWAIT (MUTEX is held
+ *   for microseconds; sleeping costs a wake-up).  The semops marked "final" never block (each
+ *   value is raised before it is lowered).
  *
  * SETTLE (after every lock): finishes or rolls back the previous holder's journal.
  *   if j_op == 0: done.
