@@ -31,9 +31,12 @@ import contextlib
 import ctypes
 import errno as _errno
 import os
+import signal as _signal
 import struct
 import sys
+import threading
 import time
+import weakref
 
 # Import time: typing costs ~9 ms on CPython 3.11 (it pulls in re, enum, collections, ...),
 # three times `import ctypes`; the annotations are for type checkers only, so they are strings
@@ -42,8 +45,19 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
-                        Tuple, Union)
+    from typing import (Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional,
+                        Sequence, Set, Tuple, Type, TypeVar, Union, overload)
+    from typing import Generic as _Generic
+    _T = TypeVar("_T")
+    _CT = TypeVar("_CT", bound="ctypes._CData")
+    _Sem = TypeVar("_Sem", bound="_SemaphoreOps")
+else:
+    # At run time, without importing typing: `class _ReadOnly(_Generic[_T])` is a plain class.
+    class _Subscriptable(object):
+        def __getitem__(self, item: object) -> type:
+            return object
+
+    _Generic, _T = _Subscriptable(), None
 
 __version__ = "0.1.0"
 VERSION = __version__
@@ -56,8 +70,10 @@ __all__ = [
     "PAGE_SIZE", "SEMAPHORE_VALUE_MAX", "SEMAPHORE_TIMEOUT_SUPPORTED", "SEM_UNDO",
     "SHM_RDONLY", "SHM_RND", "SHM_HUGETLB", "SHM_NORESERVE", "SHM_REMAP", "SHM_EXEC",
     "VERSION", "Error", "InternalError", "PermissionsError", "ExistentialError", "BusyError",
-    "NotAttachedError", "SharedMemory", "Semaphore", "SemaphoreSet", "attach", "ftok",
-    "remove_semaphore", "remove_shared_memory",
+    "NotAttachedError", "ExistsError", "NotFoundError", "RemovedError", "AccessError",
+    "WouldBlockError", "TimedOutError", "InterruptedCallError", "OutOfRangeError",
+    "MessageTooLongError", "SharedMemory", "Semaphore", "SemaphoreSet", "SemaphoreMember",
+    "attach", "ftok", "remove_semaphore", "remove_shared_memory",
     "MSG_NOERROR", "MSG_EXCEPT", "MessageQueue", "remove_message_queue",
     "Channel", "ChannelClosedError", "ChannelLayoutError",
 ]
@@ -90,7 +106,11 @@ class _AttachFlag(int):
         value = int.__add__(self, other)
         return value if value is NotImplemented else _AttachFlag(value)
 
-    __ror__, __radd__ = __or__, __add__
+    def __xor__(self, other: "Any") -> "Any":
+        value = int.__xor__(self, other)
+        return value if value is NotImplemented else _AttachFlag(value)
+
+    __ror__, __radd__, __rxor__ = __or__, __add__, __xor__
 
 
 SHM_RDONLY = _AttachFlag(0o10000)
@@ -355,7 +375,9 @@ def _semun_val(value: int) -> ctypes.c_ulong:
 
 # --- Errors --------------------------------------------------------------------------------------
 class Error(OSError):
-    """Base class of this module's errors; an OSError carrying errno, and the failed call."""
+    """Base class of this module's errors: an OSError carrying ``errno`` and ``strerror``, and
+    in ``call`` the failed call with its arguments (e.g. "shmget(key=0x00001234, size=4096,
+    flags=0o3000)"), or None."""
 
     call = None  # type: Optional[str]
 
@@ -533,6 +555,32 @@ def _create_at_random_key(get: "Callable[[int], int]") -> "Tuple[int, int]":
     return ident, key
 
 
+# Signals that arrive from outside (not a fault of the running code): blocked while a constructor
+# creates an object, so that no handler's exception can fall between the system call that
+# creates it and the code that would remove it if a later step fails.
+_ASYNC_SIGNALS = frozenset(  # (32 and 33 are glibc's own: valid_signals() leaves them out)
+    _signal.valid_signals() if hasattr(_signal, "valid_signals")
+    else set(range(1, _signal.NSIG)) - {32, 33}) - frozenset(
+    getattr(_signal, name) for name in ("SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGILL",
+                                        "SIGFPE", "SIGTRAP", "SIGSYS", "SIGABRT")
+    if hasattr(_signal, name))
+
+
+def _signal_mask() -> "Any":
+    """The thread's signal mask, to restore after _defer_signals() (asking may run a handler
+    that was already due: before anything is created)."""
+    return _signal.pthread_sigmask(_signal.SIG_BLOCK, ())
+
+
+def _defer_signals() -> None:
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
+def _restore_signals(mask: "Any") -> None:
+    """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise)."""
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+
+
 def _random_key() -> int:
     import random
     return random.randint(1, 0x7FFFFFFF)
@@ -650,35 +698,47 @@ def _selfcheck(kind: str) -> None:
     _checked.add(kind)
 
 
-class _ReadOnly(object):
-    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable')."""
+class _ReadOnly(_Generic[_T]):
+    """A read-only attribute whose error text is the C extension's ('attribute ... is not writable').
 
-    def __init__(self, getter: "Callable[[Any], Any]", message: "Optional[str]" = None) -> None:
+    For a type checker it is an attribute of type _T that cannot be assigned: reading it on an
+    instance gives the getter's result, and ``__set__`` accepts no value (NoReturn)."""
+
+    def __init__(self, getter: "Callable[[Any], _T]", doc: str,
+                 message: "Optional[str]" = None) -> None:
         self.getter = getter
         self.message = message
-        self.__doc__ = getter.__doc__
+        self.__doc__ = doc
 
     def __set_name__(self, owner: "Any", name: str) -> None:
         # An alias (`pid = last_pid = ...`) keeps the first, documented, name.
         self.name = getattr(self, "name", name)
+
+    if TYPE_CHECKING:   # on the class: the descriptor itself; on an instance: a _T
+        @overload
+        def __get__(self, obj: None, cls: "Any" = None) -> "_ReadOnly[_T]":
+            ...
+
+        @overload
+        def __get__(self, obj: object, cls: "Any" = None) -> "_T":
+            ...
 
     def __get__(self, obj: "Any", cls: "Any" = None) -> "Any":
         if obj is None:
             return self
         return self.getter(obj)
 
-    def __set__(self, obj: "Any", value: "Any") -> None:
+    def __set__(self, obj: "Any", value: "NoReturn") -> None:
         cls = type(obj)
         raise AttributeError(self.message or "attribute '%s' of '%s.%s' objects is not writable"
                              % (self.name, cls.__module__, cls.__qualname__))
 
 
-def _kind_field(field: str, doc: str) -> _ReadOnly:
+def _kind_field(field: str, doc: str) -> "_ReadOnly[int]":
     """A read-only attribute read from IPC_STAT of the object's kind."""
     def getter(self: "Any") -> int:
         return _stat(self._kind, self._id)[field]
-    getter.__doc__ = doc
-    return _ReadOnly(getter)
+    return _ReadOnly(getter, doc)
 
 
 class _Permissions(object):
@@ -687,7 +747,9 @@ class _Permissions(object):
     _kind = ""
     _id = -1
 
-    id = _ReadOnly(lambda self: self._id, "readonly attribute")
+    id = _ReadOnly(lambda self: self._id, "The identifier (shmid, semid, msqid) the kernel "
+                   "gave the object: what ipcs shows and attach() takes.",
+                   "readonly attribute")  # type: _ReadOnly[int]
     cuid = _kind_field("cuid", "The creator's user id.")
     cgid = _kind_field("cgid", "The creator's group id.")
 
@@ -750,6 +812,25 @@ def _address_of(m: "mmap.mmap") -> int:
     return address
 
 
+_HUGE_PROBE = 64 * 1024    # every huge page size (64 KiB on arm64 and up) is a multiple of it
+
+
+def _kernel_page_size(address: int) -> int:
+    """The page size of the mapping that starts at `address` (/proc/self/smaps), or PAGE_SIZE."""
+    try:
+        with open("/proc/self/smaps") as smaps:
+            head = "%x-" % address
+            found = False
+            for line in smaps:
+                if line.startswith(head):
+                    found = True
+                elif found and line.startswith("KernelPageSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return PAGE_SIZE
+
+
 def _hugepage_size() -> int:
     try:
         with open("/proc/meminfo") as meminfo:
@@ -768,18 +849,63 @@ def _is_ctype(ctype: "Any") -> bool:
 
 
 def _follows_pointers(ctype: "Any") -> bool:
-    """Does reading `ctype` make ctypes dereference an address stored in it?  The whole layout:
-    every base class's fields, nested structures and unions, array elements."""
-    if issubclass(ctype, (ctypes._Pointer, getattr(ctypes, "_CFuncPtr"))):  # noqa: B009
+    """Does reading `ctype` make ctypes dereference an address stored in it?  Decided from what
+    reads of a zero-filled private instance return, not from `_type_` / `_fields_`: those are
+    plain class attributes that can be changed after ctypes fixed the layout.  Every field of
+    every base class, nested structures and unions, array elements; ctypes' own descriptors are
+    called directly, so no method of the caller's classes runs.  A NULL pointer of any kind reads
+    as None, a pointer or function object, or an error (py_object)."""
+    cached = _POINTER_FREE.get(ctype)
+    if cached is not None:
+        return not cached
+    try:
+        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1)))
+        follows = _reads_pointer(probe, 0)
+    except Exception:        # anything odd about the type: refuse it
+        follows = True
+    try:
+        _POINTER_FREE[ctype] = not follows   # the real layout never changes
+    except TypeError:
+        pass
+    return follows
+
+
+_POINTER_FREE = weakref.WeakKeyDictionary()   # type: weakref.WeakKeyDictionary[Any, bool]
+_CFUNC = getattr(ctypes, "_CFuncPtr")  # noqa: B009 (untyped)
+
+
+def _ctypes_descriptor(klass: "Any", name: str) -> "Any":
+    """`name` as ctypes itself defines it for `klass` (skipping the caller's subclasses)."""
+    for base in klass.__mro__:
+        if _is_ctypes_module(getattr(base, "__module__", "")) and name in vars(base):
+            return vars(base)[name]
+    raise TypeError("not a ctypes type")
+
+
+def _is_ctypes_module(name: "Any") -> bool:
+    return isinstance(name, str) and name.lstrip("_").split(".")[0] == "ctypes"
+
+
+def _reads_pointer(obj: "Any", depth: int) -> bool:
+    if depth > 32 or isinstance(obj, (ctypes._Pointer, _CFUNC)):
         return True
-    if issubclass(ctype, ctypes._SimpleCData):
-        return getattr(ctype, "_type_", "") in ("z", "Z", "O")   # c_char_p, c_wchar_p, py_object
-    if issubclass(ctype, ctypes.Array):
-        return _follows_pointers(ctype._type_)
-    # A Structure's _fields_ lists its own fields only: a base class's come before them.
-    return any(_follows_pointers(field[1])
-               for klass in ctype.__mro__ if "_fields_" in vars(klass)
-               for field in vars(klass)["_fields_"])
+    klass = type(obj)
+    if isinstance(obj, ctypes._SimpleCData):
+        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass)]
+    elif isinstance(obj, ctypes.Array):
+        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0)] if len(obj) else []
+    elif isinstance(obj, (ctypes.Structure, ctypes.Union)):
+        items = [field.__get__(obj, klass) for base in klass.__mro__
+                 for field in list(vars(base).values())
+                 if type(field).__name__ in ("CField", "Field")
+                 and _is_ctypes_module(type(field).__module__)]
+    else:
+        return True
+    return any(item is None or (isinstance(item, (ctypes._SimpleCData, ctypes.Array,
+                                                  ctypes.Structure, ctypes.Union,
+                                                  ctypes._Pointer, _CFUNC))
+                                and _reads_pointer(item, depth + 1))
+               for item in items)
 
 
 def _round_up(n: int, unit: int) -> int:
@@ -899,18 +1025,20 @@ class SharedMemory(_Permissions):
     _address = None      # type: Optional[int]
     _readonly = False
     _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
+    _lock = None         # type: Any  # held by attach() and detach()
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
-        if isinstance(flags, _AttachFlag) or (isinstance(flags, int) and flags & SHM_RDONLY
-                                              and not flags & IPC_CREAT):
+        self._lock = threading.Lock()
+        tagged = isinstance(flags, _AttachFlag)
+        flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
+                             "SharedMemory")
+        if tagged or (flags & SHM_RDONLY and not flags & IPC_CREAT):
             # SHM_RDONLY is shmat()'s; here its bit is shmget()'s SHM_NORESERVE, which means
             # something only when creating.  Either way, not what the caller wrote.
             raise ValueError("SharedMemory(): SHM_RDONLY is an attach() flag (its bit means "
                              "SHM_NORESERVE to the constructor); to open read-only, pass "
                              "readonly=True")
-        flags = _check_flags(flags, IPC_CREX | SHM_HUGETLB | SHM_NORESERVE | _SHM_HUGE_MASK,
-                             "SharedMemory")
         if not isinstance(readonly, bool):
             raise TypeError("readonly must be True or False, not %r" % (readonly,))
         mode = _check_mode(mode)
@@ -921,6 +1049,8 @@ class SharedMemory(_Permissions):
         exclusive = flags & IPC_CREX == IPC_CREX
         if key is None and not exclusive:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None:
+            key = _index(key, "key")       # once: the caller's __index__ runs a single time
         ckey = _random_key() if key is None else _key_t(key)
         if size == 0 and exclusive:
             size = PAGE_SIZE          # sysv_ipc's documented default for IPC_CREX
@@ -928,25 +1058,42 @@ class SharedMemory(_Permissions):
             _selfcheck("shm")   # before creating anything whose fields we would misread
         if flags & SHM_HUGETLB:
             self._align = _hugepage_size()
-        if key is None:
-            ident, ckey = _create_at_random_key(
-                lambda k: int(_shmget_fast(k, _c_size_t(size), flags | mode)))
-            self._key = ckey
-        else:
-            # Opening (no IPC_CREAT) asks for no permission bits, as shmget(key, 0, 0) in C does:
-            # `mode` is for creation; access is checked when attaching.
-            ident = _shmget_fast(ckey, _c_size_t(size), flags | mode
-                                 if flags & IPC_CREAT or ckey == IPC_PRIVATE else flags)
-            self._key = key
-        if ident < 0:
-            _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
-                   % (_fmt_key(ckey), size, flags), gone=False)
-        self._id = ident
-        # A segment this call created has exactly the size asked for (shm_segsz is not rounded);
-        # an opened one may be larger than asked, so ask the kernel.  Segments never resize.
-        created = exclusive or ckey == IPC_PRIVATE     # IPC_PRIVATE always makes a new segment
-        self._size = size if created else _stat("shm", self._id)["size"]
+        # From here on, whatever this call creates is removed if any later step fails - or is
+        # interrupted (a signal handler's exception, Ctrl-C): `ident` is set by the statement
+        # that creates, with no Python call in between.
+        ident = -1
+        creating = True      # with ident >= 0: this call made the segment
+        mask = _signal_mask() if flags & IPC_CREAT or ckey == IPC_PRIVATE else None
         try:
+            if mask is not None:
+                _defer_signals()
+            if key is None:
+                ident, ckey = _create_at_random_key(
+                    lambda k: int(_shmget_fast(k, _c_size_t(size), flags | mode)))
+            elif ckey == IPC_PRIVATE or exclusive:   # IPC_PRIVATE always makes a new segment
+                ident = _shmget_fast(ckey, _c_size_t(size), flags | mode)
+            else:
+                # Opening asks for no permission bits, as shmget(key, 0, 0) in C does: `mode` is
+                # for creation; access is checked when attaching.  IPC_CREAT: open first, so
+                # that this call knows whether it created the segment (and must remove it if a
+                # later step fails).
+                while True:
+                    creating = False
+                    ident = _shmget_fast(ckey, _c_size_t(size), flags & ~IPC_CREAT)
+                    if ident >= 0 or not flags & IPC_CREAT or _get_errno() != _errno.ENOENT:
+                        break
+                    creating = True
+                    ident = _shmget_fast(ckey, _c_size_t(size), flags | IPC_EXCL | mode)
+                    if ident >= 0 or _get_errno() != _errno.EEXIST:
+                        break                   # (EEXIST: made meanwhile; open it)
+            if ident < 0:
+                _check(ident, lambda: "shmget(key=%s, size=%d, flags=%#o)"
+                       % (_fmt_key(ckey), size, flags), gone=False)
+            self._id = ident
+            self._key = ckey & 0xFFFFFFFF if key is None else key
+            # A segment this call created has exactly the size asked for (shm_segsz is not
+            # rounded); an opened one may be larger, so ask the kernel.  Segments never resize.
+            self._size = size if creating else _stat("shm", ident)["size"]
             if readonly:
                 self.attach(None, SHM_RDONLY)
             else:
@@ -962,10 +1109,21 @@ class SharedMemory(_Permissions):
                 elif self._address is not None:
                     self._back_huge_pages(self._address, not flags & SHM_NORESERVE)
                     ctypes.memset(self._address, init_character[0], self._size)
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
         except BaseException:
-            if exclusive or ckey == IPC_PRIVATE:   # ours and unusable: do not leave it behind
-                _shmctl(self._id, _IPC_RMID, None)
+            if creating and ident >= 0:   # ours and unusable: do not leave it behind
+                _shmctl(ident, _IPC_RMID, None)
+                if self._view is not None:
+                    try:
+                        self._detach()
+                    except BufferError:
+                        pass
             raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def _fill_as_creator(self, byte: int, mode: int, reserved: bool) -> None:
         """init_character for a segment we just created without write permission for ourselves
@@ -996,6 +1154,11 @@ class SharedMemory(_Permissions):
         raise TypeError("a SharedMemory cannot be copied or pickled; open the segment again: "
                         "SharedMemory(key) or sysvshm.attach(id)")
 
+    def __reduce__(self, *args: "Any") -> "Any":
+        return self.__reduce_ex__(0)
+
+    __getstate__ = __reduce__
+
     def __enter__(self) -> "SharedMemory":
         return self
 
@@ -1009,11 +1172,11 @@ class SharedMemory(_Permissions):
                 # An exception is already on its way out: do not replace it; the segment stays
                 # attached while its views live, and garbage collection detaches it.
 
-    def _populate(self, address: int, write: bool) -> bool:
+    def _populate(self, address: int, write: bool, length: int = 0) -> bool:
         """Fault every page of the attachment at `address` in (madvise MADV_POPULATE_*, Linux
         5.14+).  False if the kernel has no such advice; an error if a page cannot be backed
         (a huge-page segment with no free huge page: where a first touch would be SIGBUS)."""
-        length = _round_up(max(self._size, 1), self._align)
+        length = length or _round_up(max(self._size, 1), self._align)
         if _libc.madvise(address, length,
                          _MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ) == 0:
             return True
@@ -1042,16 +1205,41 @@ class SharedMemory(_Permissions):
         flags = _check_flags(flags, SHM_RDONLY | SHM_RND | SHM_REMAP | SHM_EXEC, "attach")
         if address is not None:
             address = _c_range(address, "address", 0, _MAP_FAILED - 1)
-        if self._view is not None:
-            self.detach()
-        if not self._size:      # unknown yet (segments are at least 1 byte and never resize)
-            self._size = _stat("shm", self._id)["size"]
-        if address is None:
-            if flags & SHM_REMAP:
-                raise ValueError("SHM_REMAP needs an address")
-            self._attach_reserved(flags & ~SHM_RND)
-        else:
-            self._attach_at(address, flags)
+            if address == 0:
+                address = None            # shmat(id, NULL): the system chooses, as for None
+            elif address < _SHMLBA and flags & SHM_RND:
+                # The kernel would round it down to 0 and map the segment over page 0 (MAP_FIXED;
+                # root may): every NULL pointer in the process would then reach the segment.
+                raise ValueError("address %#x rounds down (SHM_RND) to 0: pass None for an "
+                                 "address of the system's choosing" % address)
+        if address is None and flags & SHM_REMAP:
+            raise ValueError("SHM_REMAP needs an address")
+        lock = self._exclusive("attach")
+        try:
+            if self._view is not None:
+                self._detach()
+            if not self._size:      # unknown yet (segments are at least 1 byte, never resize)
+                self._size = _stat("shm", self._id)["size"]
+            if address is None:
+                self._attach_reserved(flags & ~SHM_RND)
+            else:
+                self._attach_at(address, flags)
+        finally:
+            lock.release()
+
+    def _exclusive(self, what: str) -> "Any":
+        """The object's attach/detach lock, taken: another thread waits for the running call; a
+        signal handler that interrupted one in this thread gets BusyError instead of changing
+        the attachment under it (after a second: it cannot tell the two apart)."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = threading.Lock()
+        if not lock.acquire(True, 1.0):
+            exc = BusyError(_errno.EBUSY, "another attach() or detach() of this object is "
+                            "running (in another thread, or interrupted by this signal handler)")
+            exc.call = "%s(id=%d)" % (what, self._id)
+            raise exc
+        return lock
 
     def _attach_reserved(self, flags: int) -> None:
         readonly = bool(flags & SHM_RDONLY)
@@ -1059,9 +1247,18 @@ class SharedMemory(_Permissions):
         while True:
             length = -(-(self._size or 1) // align) * align         # _round_up, inlined
             boundary = align if align > _SHMLBA else _SHMLBA        # where shmat() accepts it
-            reservation = _new_mapping(length + boundary - PAGE_SIZE, readonly)
+            # Room to round up to the boundary, and to step off a huge-page boundary (below).
+            try:
+                reservation = _new_mapping(length + 2 * boundary, readonly)
+            except OSError as exc:      # e.g. ENOMEM: RLIMIT_AS, or no such stretch of addresses
+                raise _error(exc.errno or _errno.ENOMEM, "mmap(%d bytes) to attach id=%d into"
+                             % (length + 2 * boundary, self._id)) from None
             start = _address_of(reservation)
             address = start if boundary == PAGE_SIZE else _round_up(start, boundary)
+            if align == PAGE_SIZE and address % _HUGE_PROBE == 0:
+                # Never on a huge-page boundary while the kind of segment is not known: a
+                # huge-page segment then always refuses (EINVAL) and is recognised below.
+                address += boundary
             result = _shmat_fast(self._id, _c_void_p(address), flags | SHM_REMAP)
             if result != _MAP_FAILED:
                 break
@@ -1072,9 +1269,26 @@ class SharedMemory(_Permissions):
                 continue
             raise _error(err, "shmat(id=%d, flags=%#o)" % (self._id, flags),
                          RemovedError if err == _errno.EINVAL else None)
-        self._align, self._owner, self._base = align, reservation, address - start
+        self._align = align
+        if align > PAGE_SIZE:
+            self._prove_backed(address, length, readonly, reservation)
+        self._owner, self._base = reservation, address - start
         self._address, self._readonly, self._raw_state = address, readonly, None
         self._view = self._make_view()
+
+    def _prove_backed(self, address: int, length: int, readonly: bool, reservation: "Any") -> None:
+        """A huge-page segment: fault its pages in before anything can touch them (SHM_NORESERVE,
+        or no free huge page: a first touch would be SIGBUS).  On failure, detached, and an
+        error."""
+        try:
+            if not self._populate(address, not readonly, length):
+                pass      # Linux < 5.14: cannot prove it; without SHM_NORESERVE shmget reserved
+        except BaseException:
+            if reservation is None:
+                _shmdt(address)
+            else:
+                _overlay(address, length, readonly)   # the reservation's memory again
+            raise
 
     def _make_view(self) -> memoryview:
         """The attachment's own view (never handed out: `buf` gives slices of it)."""
@@ -1106,13 +1320,18 @@ class SharedMemory(_Permissions):
             raise _error(err, call)
         if flags & SHM_REMAP:
             _parked(result, result + length, take=True)
+        align = self._align if self._align > PAGE_SIZE else _kernel_page_size(result)
+        if align > PAGE_SIZE:
+            length = _round_up(length, align)
+            self._align = align
+            self._prove_backed(result, length, readonly, None)
         state = [result, length, False]
         owner = _ReadOnlyMemory(result, self._size) if readonly else \
             (ctypes.c_ubyte * length).from_address(result)
         import weakref
         weakref.finalize(owner, _release_raw, state).atexit = False   # views may outlive exit
         _PINNED[id(owner)] = owner     # the caller chose the address: only detach() ends it
-        self._align, self._owner, self._base = PAGE_SIZE, owner, 0
+        self._owner, self._base = owner, 0
         self._address, self._readonly, self._raw_state = result, readonly, state
         self._view = self._make_view()
 
@@ -1120,11 +1339,19 @@ class SharedMemory(_Permissions):
         """Wrapper around ``shmdt()``.  CPython: raises BufferError (and stays attached, every
         view valid) while a view into the segment is alive.  PyPy: private zero memory replaces
         the segment under any view left.  NotAttachedError if not attached."""
+        lock = self._exclusive("detach")
+        try:
+            self._detach()
+        finally:
+            lock.release()
+
+    def _detach(self) -> None:
         view, owner = self._view, self._owner
         if view is None:
             raise self._not_attached("detach")
         self._view = None        # from here on, nothing can make a new view of this attachment
         pinned = _PINNED.pop(id(owner), None) is not None
+        alive = None             # type: Any
         try:
             if not _CPYTHON:
                 # PyPy counts no exports: replace the segment by private memory, atomically.
@@ -1142,13 +1369,29 @@ class SharedMemory(_Permissions):
                     import mmap
                     mmap.mmap.close(owner)
                 else:
-                    import weakref
                     alive = weakref.ref(owner)
                     self._owner = owner = None
-                    owner = alive()              # None: freed, and its finalizer did shmdt()
-                    if owner is not None:
+                    if alive() is not None:      # None: freed, and its finalizer did shmdt()
                         raise BufferError(_BUSY)
         except BaseException as exc:
+            # An exception can also come from a signal handler, after the step that detached
+            # returned: ask the state what happened, not the control flow.
+            if alive is not None:
+                owner = alive()
+            if _CPYTHON:
+                gone = owner is None if self._raw_state is not None else owner.closed
+            else:                 # an overlay again is harmless: private memory for private
+                gone = not isinstance(exc, Error)
+                if gone:
+                    length = _round_up(max(self._size, 1), self._align)
+                    _overlay(self._address, length, self._readonly)  # type: ignore[arg-type]
+                    if self._raw_state is not None and not self._raw_state[2]:
+                        self._raw_state[2] = True
+                        _PARKED.append([self._address, self._address + length])  # type: ignore
+            if gone:
+                self._owner = self._address = None
+                owner = view = None
+                raise
             self._owner = owner
             if pinned:
                 _PINNED[id(owner)] = owner
@@ -1206,7 +1449,7 @@ class SharedMemory(_Permissions):
         if type(s) is not bytes:            # the common case first: one test on the hot path
             if isinstance(s, str):
                 s = s.encode("utf-8")
-            elif not isinstance(s, bytearray):
+            elif type(s) is not bytearray:  # a subclass's __len__ could run code: a flat view
                 try:
                     s = memoryview(s).cast("B")
                 except TypeError:
@@ -1244,6 +1487,15 @@ class SharedMemory(_Permissions):
                 flat[:count] = view[offset:offset + count]
         return count
 
+    if TYPE_CHECKING:   # as_ctypes(MyStruct) is a MyStruct; as_ctypes() a c_ubyte array
+        @overload
+        def as_ctypes(self, ctype: None = None, offset: int = 0) -> "ctypes.Array[ctypes.c_ubyte]":
+            ...
+
+        @overload
+        def as_ctypes(self, ctype: "Type[_CT]", offset: int = 0) -> "_CT":
+            ...
+
     def as_ctypes(self, ctype: "Any" = None, offset: int = 0) -> "Any":
         """The segment as a ctypes object: a byte array (default) or an instance of ``ctype``
         (a Structure mirroring a C struct, ``c_uint32 * 16``, ...) at ``offset``; bounds-checked.
@@ -1253,9 +1505,11 @@ class SharedMemory(_Permissions):
                             "c_uint8 * 16, ...), not %r" % (ctype,))
         offset = _index(offset, "offset")
         if ctype is not None and _follows_pointers(ctype):
-            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, py_object, POINTER, function "
-                            "pointers) that ctypes would follow; in shared memory any process "
-                            "could aim them anywhere" % getattr(ctype, "__name__", ctype))
+            raise TypeError("%s holds pointers (c_char_p, c_wchar_p, c_void_p, py_object, POINTER, "
+                            "function pointers) that ctypes would follow or that mean nothing in "
+                            "another process, and any process could aim them anywhere; declare "
+                            "an address-sized integer (c_size_t) instead"
+                            % getattr(ctype, "__name__", ctype))
         if self._view is None:
             raise self._not_attached("as_ctypes")
         if self._readonly:
@@ -1299,19 +1553,29 @@ class SharedMemory(_Permissions):
         _check(_shmctl(self._id, _SHM_UNLOCK, None),
                lambda: "shmctl(id=%d, SHM_UNLOCK)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
-    size = _ReadOnly(lambda self: self._size)
-    address = _ReadOnly(_shm_address)
-    attached = _ReadOnly(lambda self: self._view is not None)
-    readonly = _ReadOnly(lambda self: self._readonly)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random "
+                    "one chosen for key=None; IPC_PRIVATE is 0); attach(id) gives the kernel's "
+                    "key_t.")  # type: _ReadOnly[int]
+    size = _ReadOnly(lambda self: self._size, "The segment's size in bytes (shm_segsz); "
+                     "segments never resize.")  # type: _ReadOnly[int]
+    address = _ReadOnly(_shm_address, _shm_address.__doc__ or "")
+    attached = _ReadOnly(lambda self: self._view is not None, "True while the segment is "
+                         "attached in this process.")  # type: _ReadOnly[bool]
+    readonly = _ReadOnly(lambda self: self._readonly, "True if attached read-only (readonly=True "
+                         "or SHM_RDONLY): write() raises AccessError, ``buf`` is a read-only "
+                         "memoryview.")  # type: _ReadOnly[bool]
     last_attach_time = _kind_field("atime", "Last shmat() by anyone (shm_atime).")
     last_detach_time = _kind_field("dtime", "Last shmdt() by anyone (shm_dtime).")
     last_change_time = _kind_field("ctime", "Last IPC_SET (shm_ctime).")
     creator_pid = _kind_field("cpid", "The creator's pid (shm_cpid).")
     last_pid = _kind_field("lpid", "The pid of the last shmat()/shmdt() (shm_lpid).")
     number_attached = _kind_field("nattch", "The number of attachments (shm_nattch).")
-    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST))
-    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED))
+    removed = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_DEST),
+                        "True once remove() was called: the kernel destroys the segment at its "
+                        "last detach (SHM_DEST).")  # type: _ReadOnly[bool]
+    locked = _ReadOnly(lambda self: bool(_stat("shm", self._id)["mode"] & _SHM_LOCKED),
+                       "True while lock() keeps the segment in RAM (SHM_LOCKED)."
+                       )  # type: _ReadOnly[bool]
 
 
 # --- Semaphores ----------------------------------------------------------------------------------
@@ -1569,11 +1833,19 @@ class _SemaphoreOps(object):
         self._set_flags()
 
     # sysv_ipc's names, and the kernel's (GETPID, GETNCNT, GETZCNT) as short aliases.
-    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"))
-    waiting_for_nonzero = ncnt = _ReadOnly(lambda self: self._getctl(_GETNCNT, "GETNCNT"))
-    waiting_for_zero = zcnt = _ReadOnly(lambda self: self._getctl(_GETZCNT, "GETZCNT"))
+    last_pid = pid = _ReadOnly(lambda self: self._getctl(_GETPID, "GETPID"),
+                               "The pid of the last semop() on this semaphore (semctl "
+                               "GETPID); ``pid`` is the same.")  # type: _ReadOnly[int]
+    waiting_for_nonzero = ncnt = _ReadOnly(
+        lambda self: self._getctl(_GETNCNT, "GETNCNT"), "The number of processes waiting "
+        "for the value to increase (semctl GETNCNT); ``ncnt`` is the same."
+    )  # type: _ReadOnly[int]
+    waiting_for_zero = zcnt = _ReadOnly(
+        lambda self: self._getctl(_GETZCNT, "GETZCNT"), "The number of processes waiting "
+        "for the value to become zero (semctl GETZCNT); ``zcnt`` is the same."
+    )  # type: _ReadOnly[int]
 
-    def __enter__(self) -> "Any":
+    def __enter__(self: "_Sem") -> "_Sem":
         self.acquire()
         return self
 
@@ -1605,19 +1877,22 @@ class Semaphore(_Permissions, _SemaphoreOps):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
 
 class SemaphoreMember(_SemaphoreOps):
-    """Semaphore `index` of a SemaphoreSet: acquire/release/Z/value/block/undo, ncnt/zcnt/pid."""
+    """Semaphore ``index`` of a SemaphoreSet (``sems[i]``): acquire/release/Z/value/block/undo,
+    ncnt/zcnt/pid, a context manager as Semaphore; ``set`` is the SemaphoreSet it belongs to."""
 
     def __init__(self, semset: "SemaphoreSet", index: int) -> None:
         self.set = semset
         self._setup(semset.id, index)
 
-    index = _ReadOnly(lambda self: self._index)
+    index = _ReadOnly(lambda self: self._index, "This semaphore's number in its set (sem_num)."
+                      )  # type: _ReadOnly[int]
 
     def __repr__(self) -> str:
         return "<SemaphoreMember %d of set id=%d>" % (self._index, self._id)
@@ -1721,7 +1996,8 @@ class SemaphoreSet(_Permissions):
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
         _check(_semctl(self._id, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._id)
 
-    key = _ReadOnly(lambda self: self._key)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
     o_time = _kind_field("otime", "The last semop() on the set (sem_otime).")
     last_change_time = _kind_field("ctime", "The last change of the set (sem_ctime).")
 
@@ -2048,8 +2324,12 @@ class MessageQueue(_Permissions):
         _set("msg", self._id, "qbytes", value)
         self._send_limit = -1
 
-    key = _ReadOnly(lambda self: self._key)
-    max_message_size = _ReadOnly(lambda self: self._max_size)
+    key = _ReadOnly(lambda self: self._key, "The key given to the constructor (the random one "
+                    "chosen for key=None; IPC_PRIVATE is 0).")  # type: _ReadOnly[int]
+    max_message_size = _ReadOnly(lambda self: self._max_size, "The longest message this object "
+                                 "sends or receives, as given to the constructor (its receive "
+                                 "buffer; the queue's capacity is max_size)."
+                                 )  # type: _ReadOnly[int]
     last_send_time = _kind_field("stime", "The last msgsnd() (msg_stime).")
     last_receive_time = _kind_field("rtime", "The last msgrcv() (msg_rtime).")
     last_change_time = _kind_field("ctime", "The last change: creation or IPC_SET (msg_ctime).")
@@ -2063,13 +2343,14 @@ class MessageQueue(_Permissions):
 def attach(id: int, address: "Optional[int]" = None, flags: int = 0) -> SharedMemory:
     """Attach the existing segment ``id`` (shmat) and return a new SharedMemory for it."""
     mem = SharedMemory.__new__(SharedMemory)
+    mem._lock = threading.Lock()
     mem._id = _ipc_id(id)
     try:
         stat = _stat("shm", mem._id)
     except RemovedError as exc:
-        raise _error(exc.errno or _errno.EINVAL, "attach(id=%d): no segment has this id (attach() takes an id, as "
-                     "ipcs -m shows it or SharedMemory(key).id gives it; to open by key, use "
-                     "SharedMemory(key))" % mem._id, NotFoundError) from None
+        raise _error(exc.errno or _errno.EINVAL, "attach(id=%d): no segment has this id (attach() "
+                     "takes an id, as ipcs -m shows it or SharedMemory(key).id gives it; to "
+                     "open by key, use SharedMemory(key))" % mem._id, NotFoundError) from None
     mem._key, mem._size = stat["key"], stat["size"]
     mem.attach(address, flags)
     return mem
@@ -2107,6 +2388,8 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
         warnings.warn("Use of ftok() is not recommended: different files can give the same key",
                       stacklevel=2)
     raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("ftok(): embedded null byte in path %r" % (path,))
     key = _libc.ftok(raw, number)
     if key == -1:
         err = _get_errno()
@@ -3117,8 +3400,10 @@ def _cli_json_record(kind: str, r: "_CliRecord") -> "Dict[str, Any]":
 
 
 def _cli_kinds(args: "Any") -> "List[str]":
+    """The kinds -m/-s/-q chose, in ipcs's order; all three without them or with -a (ipcs's
+    -a wins over -m/-s/-q wherever it stands)."""
     chosen = [kind for kind in _CLI_KINDS if getattr(args, kind, False)]
-    return chosen or list(_CLI_KINDS)
+    return list(_CLI_KINDS) if getattr(args, "all_kinds", False) else chosen or list(_CLI_KINDS)
 
 
 def _cli_print(lines: "Iterable[str]") -> None:
@@ -3348,10 +3633,35 @@ def _cli_remove_all(kind: str) -> int:
     return failures
 
 
+def _cli_parse_old_id(text: str) -> int:
+    """An id of ipcrm's historical form (`ipcrm shm ID...`): decimal, as its strtoul(base 10)
+    reads it, but refused (not folded into an int) beyond 32 bits, and refused when empty."""
+    import re
+    if not re.match(r"\s*[-+]?[0-9]+\Z", text) or not -2 ** 31 <= int(text) < 2 ** 31:
+        raise _CliError("invalid id: %s" % text)
+    return int(text)
+
+
+def _cli_rm_old(kind: str, texts: "List[str]") -> int:
+    """`rm shm|msg|sem ID...`, ipcrm's historical form: removes each id in turn, with ipcrm's
+    messages, and says "resource(s) deleted" when all went.  Every id is checked first."""
+    ids = [_cli_parse_old_id(text) for text in texts]
+    failures = 0
+    for ident in ids:
+        if not _cli_remove(kind, ident, None, False):
+            failures += 1
+    if failures:
+        return 1
+    print("resource(s) deleted")
+    return 0
+
+
 def _cli_rm(args: "Any") -> int:
+    if args.old_form is not None:
+        return _cli_rm_old(*args.old_form)
     targets = args.targets or []
     if not targets and not args.all:
-        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY or --all KIND")
+        raise _CliError("nothing to remove: give -m/-s/-q ID, -M/-S/-Q KEY, or -a [KIND]")
     # Every argument is checked before anything is removed (ipcrm stops half-way instead).
     parsed = [(kind, text, _cli_parse_key(text) if by_key
                else _cli_parse_int32(text, "failed to parse argument"), by_key)
@@ -3377,7 +3687,7 @@ def _cli_rm(args: "Any") -> int:
         if not _cli_remove(kind, ident, text if by_key else None, args.verbose):
             failures += 1
     for kind in ("shm", "msg", "sem"):
-        if kind in (args.all or []):
+        if kind in (args.all or []) or None in (args.all or []):
             failures += _cli_remove_all(kind)
     return 1 if failures else 0
 
@@ -3634,6 +3944,9 @@ def _cli_parser() -> "Any":
                              help="semaphore sets" + help_suffix)
         command.add_argument("-q", "--msg", dest="msg", action="store_true",
                              help="message queues" + help_suffix)
+        command.add_argument("-a", "--all", dest="all_kinds", action="store_true",
+                             help="all three kinds (the default; as in ipcs, it wins over "
+                             "-m/-s/-q)")
 
     parser = Parser(prog="sysvshm", description="System V IPC from Python: ipcs, ipcrm, ipcmk "
                     "and lsipc for hosts without util-linux.  Without a command: ls.",
@@ -3653,6 +3966,9 @@ def _cli_parser() -> "Any":
                           help=text)
     form.add_argument("--json", action="store_true",
                       help="JSON, every field, under lsipc's names (lsipc --json -b -P)")
+    ls.add_argument("-b", "--bytes", action="store_true",
+                    help="sizes in bytes: accepted as ipcs accepts it; listings always show "
+                    "bytes")
     ls.set_defaults(format="", handler=_cli_ls)
 
     info = commands.add_parser("info", help="one object in detail (ipcs -m|-s|-q -i ID)",
@@ -3669,9 +3985,13 @@ def _cli_parser() -> "Any":
     info.set_defaults(handler=_cli_info)
 
     rm = commands.add_parser("rm", help="remove objects by id or key (ipcrm)",
+                             usage="%(prog)s [-h] [-v] [-m ID] [-M KEY] [-s ID] [-S KEY] "
+                             "[-q ID] [-Q KEY] [-a [KIND]]\n       %(prog)s shm|msg|sem ID...",
                              description="Remove objects by id or key, as ipcrm does (same "
                              "messages and exit status).  Options may repeat; every argument "
-                             "is checked before anything is removed.")
+                             "is checked before anything is removed.  ipcrm's historical "
+                             "form 'rm shm|msg|sem ID...' removes objects of one kind by id "
+                             "and says 'resource(s) deleted' when all went.")
     for short, name, kind, by_key, metavar, text in (
             ("-m", "--shmem-id", "shm", False, "ID", "a shared memory segment by id"),
             ("-M", "--shmem-key", "shm", True, "KEY", "a shared memory segment by key"),
@@ -3681,15 +4001,19 @@ def _cli_parser() -> "Any":
             ("-Q", "--queue-key", "msg", True, "KEY", "a message queue by key")):
         rm.add_argument(short, name, action=Target, const=(kind, by_key), metavar=metavar,
                         help=text)
-    rm.add_argument("--all", action="append", choices=("shm", "sem", "msg"), metavar="KIND",
-                    help="remove EVERY object of KIND (shm, sem or msg) that you may remove, "
-                    "printing each one removed; repeat for several kinds")
+    rm.add_argument("-a", "--all", action="append", nargs="?", const=None,
+                    choices=("shm", "sem", "msg"), metavar="KIND",
+                    help="remove EVERY object of KIND (shm, sem or msg), or of every kind "
+                    "without KIND, that you may remove, printing each one removed; repeat for "
+                    "several kinds.  '-a shm' is shm only, as '-ashm' and '--all=shm' (ipcrm "
+                    "2.38 removes every kind for '-a shm', then rejects 'shm')")
     rm.add_argument("-v", "--verbose", action="store_true", help="say what is being removed")
-    rm.set_defaults(targets=None, handler=_cli_rm)
+    rm.set_defaults(targets=None, old_form=None, handler=_cli_rm)
 
     mk = commands.add_parser("mk", help="create a segment, set or queue (ipcmk)",
                              description="Create objects as ipcmk does and print their ids; "
-                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL).")
+                             "at a random unused key unless --key (always IPC_CREAT|IPC_EXCL, "
+                             "so an existing object is never opened instead).")
     mk.add_argument("-M", "--shmem", metavar="SIZE",
                     help="a shared memory segment of SIZE bytes (suffixes K, M, G, ...: "
                     "KiB = K = 1024, KB = 1000)")
@@ -3699,7 +4023,9 @@ def _cli_parser() -> "Any":
     mk.add_argument("-p", "--mode", default="0644", metavar="MODE",
                     help="permissions, octal (default 0644, as ipcmk)")
     mk.add_argument("-k", "--key", metavar="KEY",
-                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if taken")
+                    help="create at this key (0x1f, 017, 31, or signed decimal); fails if "
+                    "taken.  Key 0 is IPC_PRIVATE: a new object every time, which no key "
+                    "finds (use the id printed)")
     mk.set_defaults(handler=_cli_mk)
 
     limits = commands.add_parser("limits", help="system limits (ipcs -l)",
@@ -3729,15 +4055,30 @@ def _cli_parser() -> "Any":
 
     commands.add_parser("demo", help="run the A/B scenario: segment + semaphore set, two "
                         "processes, timings; removes what it made")
+    parser.set_defaults(command_parsers=commands.choices)
     return parser
 
 
 def main(argv: "Optional[List[str]]" = None) -> int:
     """``python3 -m sysvshm [COMMAND]``; see --help.  Returns the exit status."""
     global _cli_prog
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _cli_parser()
     try:
-        args = parser.parse_args(argv)
+        if argv[:1] == ["rm"] and argv[1:2] in (["shm"], ["msg"], ["sem"]):
+            # ipcrm's historical form: every word after the kind is an id (as in ipcrm).
+            args = parser.parse_args(["rm"])
+            if len(argv) < 3:
+                args.command_parsers["rm"].error("not enough arguments")
+            args.old_form = (argv[1], argv[2:])
+        else:
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                # Report it against the command it follows ("sysvshm ls: ..."), unless it
+                # came before the command.
+                where = parser if args.command is None or argv.index(args.command) > 0 \
+                    else args.command_parsers[args.command]
+                where.error("unrecognized arguments: %s" % " ".join(unknown))
     except SystemExit as exc:          # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     if args.command is None:
