@@ -3024,17 +3024,20 @@ class Channel(object):
         return "<Channel key=%s slots=%d slot_size=%d>" % (
             _fmt_key(_key_t(self._key)), self._slots_n, self._slot_size)
 
-    key = _ReadOnly(lambda self: self._key)
-    id = _ReadOnly(lambda self: self._shm.id)
-    semid = _ReadOnly(lambda self: self._semid)
-    slots = _ReadOnly(lambda self: self._slots_n)
-    slot_size = _ReadOnly(lambda self: self._slot_size)
-    closed = _ReadOnly(lambda self: bool(self._h.closed))
-    pending = _ReadOnly(lambda self: int(self._h.head - self._h.tail))
+    key = _ReadOnly(lambda self: self._key, "The key of the segment and of the set.")
+    id = _ReadOnly(lambda self: self._shm.id, "The segment's id (shmid).")
+    semid = _ReadOnly(lambda self: self._semid, "The semaphore set's id (semid).")
+    slots = _ReadOnly(lambda self: self._slots_n, "The number of slots.")
+    slot_size = _ReadOnly(lambda self: self._slot_size, "The longest message, in bytes.")
+    closed = _ReadOnly(lambda self: bool(self._h.closed), "True once close() ran.")
+    pending = _ReadOnly(lambda self: int(self._h.head - self._h.tail),
+                        "Messages committed and not yet taken (a snapshot).")
     waiting_producers = _ReadOnly(lambda self: _check(
-        _semctl(self._semid, _CH_FREE, _GETNCNT), lambda: "semctl(GETNCNT)"))
+        _semctl(self._semid, _CH_FREE, _GETNCNT), lambda: "semctl(GETNCNT)"),
+        "Processes waiting for a free slot (GETNCNT of FREE).")
     waiting_consumers = _ReadOnly(lambda self: _check(
-        _semctl(self._semid, _CH_READY, _GETNCNT), lambda: "semctl(GETNCNT)"))
+        _semctl(self._semid, _CH_READY, _GETNCNT), lambda: "semctl(GETNCNT)"),
+        "Processes waiting for a message (GETNCNT of READY).")
 
 
 # --- Command line --------------------------------------------------------------------------------

@@ -2642,7 +2642,8 @@ class TestDocs(Base):
                 with open(os.path.join(HERE, "examples", name)) as f:
                     source = f.read()
                 try:
-                    cls.built["examples/" + name] = build_c_program(cls.tmp, name[:-2], source)
+                    cls.built["examples/" + name] = build_c_program(
+                        cls.tmp, name[:-2], source, ["-I", os.path.join(HERE, "examples")])
                 except unittest.SkipTest as exc:
                     cls.not_built["examples/" + name] = str(exc)
 
@@ -6231,79 +6232,6 @@ class TestChannel(Base):
                              env=env, stdout=subprocess.PIPE, universal_newlines=True,
                              timeout=DEADLINE).stdout
         self.assertNotIn("Channel", out)
-
-    def test_docs_example_runs_as_documented(self):
-        """docs/channel.md: the producer and consumer blocks, run as two programs, print the
-        documented output and leave nothing behind."""
-        with open(os.path.join(HERE, "docs", "channel.md")) as f:
-            text = f.read()
-        fenced = re.findall(r"^```(\w*)\n(.*?)^```$", text, re.M | re.S)
-        blocks = [body for lang, body in fenced if lang == "python"]
-        output = [body for lang, body in fenced if not lang]
-        self.assertEqual(len(blocks), 2)
-        key = random_key()
-        programs = [block.replace("0x5CA1AB1E", hex(key)) for block in blocks]
-        self.assertNotEqual(programs, blocks)
-
-        def cleanup():
-            for get in (lambda: sysvshm.SemaphoreSet(key), lambda: sysvshm.SharedMemory(key)):
-                try:
-                    obj = get()
-                except sysvshm.ExistentialError:
-                    continue
-                obj.remove()
-        self.addCleanup(cleanup)
-        env = dict(os.environ, PYTHONPATH=HERE)
-        consumer = subprocess.Popen([sys.executable, "-c", programs[1]], env=env,
-                                    stdout=subprocess.PIPE, universal_newlines=True)
-        self.addCleanup(lambda: consumer.poll() is None and consumer.kill())
-        producer = subprocess.run([sys.executable, "-c", programs[0]], env=env,
-                                  timeout=DEADLINE)
-        self.assertEqual(producer.returncode, 0)
-        out, _ = consumer.communicate(timeout=DEADLINE)
-        self.assertEqual(consumer.returncode, 0)
-        self.assertEqual(out, output[0])
-        self.assertRaises(sysvshm.ExistentialError, sysvshm.SemaphoreSet, key)
-        self.assertRaises(sysvshm.ExistentialError, sysvshm.SharedMemory, key)
-
-    def test_threads_of_one_process(self):
-        """Producers and consumers as threads of one process (they share SEM_UNDO and pid)."""
-        ch = self.new_channel(slots=2, slot_size=32)
-        got = [[], []]
-        errors = []
-
-        def produce(p):
-            try:
-                for i in range(300):
-                    ch.send(b"%d:%d" % (p, i), DEADLINE)
-            except BaseException as exc:
-                errors.append(exc)
-
-        def consume(c):
-            try:
-                while True:
-                    with ch.receive_view(DEADLINE) as view:
-                        got[c].append(tuple(map(int, bytes(view).split(b":"))))
-            except sysvshm.ChannelClosedError:
-                pass
-            except BaseException as exc:
-                errors.append(exc)
-        threads = [threading.Thread(target=consume, args=(c,)) for c in range(2)]
-        producers = [threading.Thread(target=produce, args=(p,)) for p in range(2)]
-        for t in threads + producers:
-            t.start()
-        for t in producers:
-            t.join(DEADLINE)
-        ch.close()
-        for t in threads:
-            t.join(DEADLINE)
-        self.assertFalse(any(t.is_alive() for t in threads + producers))
-        self.assertEqual(errors, [])
-        for mine in got:
-            for p in range(2):
-                order = [i for q, i in mine if q == p]
-                self.assertEqual(order, sorted(order))
-        self.assertEqual(sorted(got[0] + got[1]), [(p, i) for p in range(2) for i in range(300)])
 
     # -- deaths -------------------------------------------------------------------------------
     def check_after_death(self, ch, expect_lost_at_most=1):
