@@ -3005,11 +3005,27 @@ class Channel(object):
         self._shm.remove()
 
     def detach(self) -> None:
-        """Detach the segment (the channel stays; views into it must be gone: BufferError)."""
+        """Detach the segment (the channel stays; views into it must be gone: BufferError,
+        and the channel stays usable)."""
         if self._shm is not None:
             shm = self._shm
+            if not shm.attached:
+                return
             self._drop()
-            shm.detach()
+            try:
+                shm.detach()
+            except BaseException:
+                if shm.attached:    # still attached (BufferError): views of our own again
+                    self._bind(shm, self._slots_n, self._slot_size)
+                raise
+
+    def __getattr__(self, name: str) -> "Any":
+        # Only reached for what is missing: the segment's views after detach().
+        if name in ("_h", "_order", "_slot", "_buf"):
+            exc = NotAttachedError(_errno.EINVAL, "not attached")
+            exc.call = "Channel(key=%s): detached" % _fmt_key(_key_t(self._key))
+            raise exc
+        raise AttributeError("'Channel' object has no attribute %r" % name)
 
     def __reduce_ex__(self, protocol: "Any") -> "Any":
         raise TypeError("a Channel cannot be copied or pickled; open it again: Channel(key)")

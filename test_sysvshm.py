@@ -6238,6 +6238,61 @@ class TestChannel(Base):
                              timeout=DEADLINE).stdout
         self.assertNotIn("Channel", out)
 
+    def test_threads_of_one_process(self):
+        """Producers and consumers as threads of one process (they share SEM_UNDO and pid)."""
+        ch = self.new_channel(slots=2, slot_size=32)
+        got = [[], []]
+        errors = []
+
+        def produce(p):
+            try:
+                for i in range(300):
+                    ch.send(b"%d:%d" % (p, i), DEADLINE)
+            except BaseException as exc:
+                errors.append(exc)
+
+        def consume(c):
+            try:
+                while True:
+                    with ch.receive_view(DEADLINE) as view:
+                        got[c].append(tuple(map(int, bytes(view).split(b":"))))
+            except sysvshm.ChannelClosedError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+        threads = [threading.Thread(target=consume, args=(c,)) for c in range(2)]
+        producers = [threading.Thread(target=produce, args=(p,)) for p in range(2)]
+        for t in threads + producers:
+            t.start()
+        for t in producers:
+            t.join(DEADLINE)
+        ch.close()
+        for t in threads:
+            t.join(DEADLINE)
+        self.assertFalse(any(t.is_alive() for t in threads + producers))
+        self.assertEqual(errors, [])
+        for mine in got:
+            for p in range(2):
+                order = [i for q, i in mine if q == p]
+                self.assertEqual(order, sorted(order))
+        self.assertEqual(sorted(got[0] + got[1]), [(p, i) for p in range(2) for i in range(300)])
+
+    def test_detach(self):
+        ch = self.new_channel()
+        ch.send(b"kept")
+        with ch.receive_view() as view:
+            self.assertRaises(BufferError, ch.detach)       # a view is alive: still usable
+            self.assertEqual(bytes(view), b"kept")
+        ch.send(b"again")
+        ch.detach()
+        ch.detach()                                         # idempotent
+        self.assertRaises(sysvshm.NotAttachedError, ch.send, b"x")
+        self.assertRaises(sysvshm.NotAttachedError, ch.receive, 0)
+        self.assertRaises(sysvshm.NotAttachedError, lambda: ch.pending)
+        self.assertEqual(sysvshm.Channel(ch.key).receive(0), b"again")
+        with sysvshm.Channel(ch.key) as other:
+            self.assertEqual(other.slots, 4)
+
     # -- deaths -------------------------------------------------------------------------------
     def check_after_death(self, ch, expect_lost_at_most=1):
         """The channel still works at full capacity: every slot comes back."""
