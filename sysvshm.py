@@ -2485,6 +2485,7 @@ class Channel(object):
 
     _shm = None     # type: Optional[SharedMemory]
     _semid = -1
+    _held = 0       # slots this object holds in reserve() / receive_view() blocks
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  slots: "Optional[int]" = None, slot_size: "Optional[int]" = None) -> None:
@@ -2867,9 +2868,11 @@ class Channel(object):
         self._final(self._op_unlock)
         start = self._payload[s]
         view = self._buf[start:start + n]
+        self._held += 1
         try:
             yield view
         except BaseException:
+            self._held -= 1
             self._lock()
             self._settle()
             slot.pid = 0
@@ -2881,6 +2884,7 @@ class Channel(object):
                 view.release()
             except BufferError:
                 pass    # the caller kept a view of it: it stays valid memory, never a crash
+        self._held -= 1
         self._lock()
         try:
             self._settle()
@@ -2964,9 +2968,11 @@ class Channel(object):
         self._journaled(_J_TAKE, s, tail, body, self._op_take, self._op_ready_unlock)
         start = self._payload[s]
         view = self._buf[start:start + n]
+        self._held += 1
         try:
             yield view
         finally:
+            self._held -= 1
             try:
                 view.release()
             except BufferError:
@@ -3011,6 +3017,9 @@ class Channel(object):
             shm = self._shm
             if not shm.attached:
                 return
+            if self._held:
+                raise BufferError("cannot detach: this channel holds %d slot(s) in reserve() or "
+                                  "receive_view() blocks; leave them first" % self._held)
             self._drop()
             try:
                 shm.detach()
