@@ -30,6 +30,8 @@ minus its defects (see README.md).  Linux only; the struct layouts are declared 
 import contextlib
 import ctypes
 import errno as _errno
+import itertools
+import operator
 import os
 import signal as _signal
 import struct
@@ -45,8 +47,8 @@ import weakref
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from typing import (Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Optional,
-                        Sequence, Set, Tuple, Type, TypeVar, Union, overload)
+    from typing import (Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, NoReturn,
+                        Optional, Sequence, Set, Tuple, Type, TypeVar, Union, overload)
     from typing import Generic as _Generic
     _T = TypeVar("_T")
     _CT = TypeVar("_CT", bound="ctypes._CData")
@@ -334,6 +336,9 @@ _get_errno = ctypes.get_errno
 # each declared argument costs ~100 ns per call through from_param.  _libc[name] makes a new
 # function object (unlike _libc.name, which is the declared one, cached).
 _semop_fast = _libc["semop"]
+_semget_fast = _libc["semget"]            # only ever called with three ints within C int
+_semctl_fast = _libc["semctl"]            # variadic; called with three ints and a byref()
+_msgget_fast = _libc["msgget"]            # only ever called with two ints within C int
 try:
     _semtimedop_fast = _libc["semtimedop"]   # type: Optional[Any]
 except AttributeError:                      # absent on some libcs: polling fallback
@@ -346,6 +351,7 @@ if not _CPYTHON:
     # PyPy is the other way round: its JIT makes declared calls fast, and undeclared ones cost
     # ~7x more (a semop pair: 2.5 us declared, 17 us undeclared, PyPy 7.3.11).
     _semop_fast, _shmget_fast, _shmat_fast, _shmctl_fast = _semop, _shmget, _shmat, _shmctl
+    _semget_fast, _semctl_fast, _msgget_fast = _semget, _semctl, _libc.msgget
     if _semtimedop_fast is not None:
         _semtimedop_fast.argtypes = [_c_int, _c_void_p, _c_size_t, _c_void_p]
 
@@ -684,14 +690,19 @@ def _selfcheck(kind: str) -> None:
     A wrong layout does not fail loudly (it reads plausible garbage), so before a layout is
     trusted, a fresh private object must report what we know of it.  Where the probe cannot be
     made (the namespace is full, or limits forbid it) the check is tried again next time rather
-    than blocking work on existing objects."""
+    than blocking work on existing objects.  Signals wait meanwhile: a handler's exception
+    between creating the probe and removing it would leave it behind."""
+    mask = _signal_mask()
     try:
+        _defer_signals()
         seen, expected = _PROBES[kind]()
     except Error as exc:
         if exc.errno in (_errno.ENOSPC, _errno.ENOMEM, _errno.EINVAL, _errno.EACCES,
                          _errno.EPERM):
             return
         raise
+    finally:
+        _restore_signals(mask)
     if seen != expected:
         raise InternalError(0, "struct layout self-check failed for ABI %s (%s): expected %r, "
                             "the kernel gave %r" % (ABI, kind, expected, seen))
@@ -741,7 +752,20 @@ def _kind_field(field: str, doc: str) -> "_ReadOnly[int]":
     return _ReadOnly(getter, doc)
 
 
-class _Permissions(object):
+class _NoCopy(object):
+    """copy.copy(), copy.deepcopy() and pickle are refused (as by sysv_ipc): a copy would share
+    the original's prebuilt system-call arguments (its undo and block flags, among others) while
+    keeping attributes of its own, and it cannot be a second kernel object."""
+
+    def __reduce_ex__(self, protocol: "Any") -> "Any":
+        name = type(self).__name__
+        again = ("SemaphoreSet(key)[index]" if name == "SemaphoreMember" else
+                 "%s(key)" % name)
+        raise TypeError("a %s cannot be copied or pickled; open the object again: %s"
+                        % (name, again))
+
+
+class _Permissions(_NoCopy):
     """uid, gid, mode (settable through IPC_SET) and cuid, cgid, shared by every IPC object."""
 
     _kind = ""
@@ -889,16 +913,20 @@ def _is_ctypes_module(name: "Any") -> bool:
 def _reads_pointer(obj: "Any", depth: int) -> bool:
     if depth > 32 or isinstance(obj, (ctypes._Pointer, _CFUNC)):
         return True
+    # Both ctypes' own descriptors and the ordinary lookup a caller's code will make: PyPy 8
+    # gives each c_char_p subclass a `value` of its own, fixed when the class was made.
     klass = type(obj)
     if isinstance(obj, ctypes._SimpleCData):
-        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass)]
+        items = [_ctypes_descriptor(klass, "value").__get__(obj, klass), obj.value]
     elif isinstance(obj, ctypes.Array):
-        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0)] if len(obj) else []
+        items = [_ctypes_descriptor(klass, "__getitem__")(obj, 0), obj[0]] if len(obj) else []
     elif isinstance(obj, (ctypes.Structure, ctypes.Union)):
-        items = [field.__get__(obj, klass) for base in klass.__mro__
-                 for field in list(vars(base).values())
-                 if type(field).__name__ in ("CField", "Field")
-                 and _is_ctypes_module(type(field).__module__)]
+        items = []
+        for base in klass.__mro__:
+            for name, field in list(vars(base).items()):
+                if type(field).__name__ in ("CField", "Field") \
+                        and _is_ctypes_module(type(field).__module__):
+                    items += [field.__get__(obj, klass), getattr(obj, name)]
     else:
         return True
     return any(item is None or (isinstance(item, (ctypes._SimpleCData, ctypes.Array,
@@ -1581,26 +1609,95 @@ class SharedMemory(_Permissions):
 # --- Semaphores ----------------------------------------------------------------------------------
 _INIT_GRACE = 2.0   # seconds a fresh set may stay uninitialised before an opener stops waiting
 _monotonic = time.monotonic
+# sysv_ipc's sentence first (its own tests compare it), then what was wrong.
 _VALUE_ERROR = "The semaphore's value must remain between 0 and SEMVMX"
+_SEM_NUM_MAX = 65535        # struct sembuf's sem_num is an unsigned short
+_INT_MAX = 2 ** 31 - 1
+
+
+def _sem_limits() -> "Tuple[int, int]":
+    """(SEMMSL, SEMOPM) of this IPC namespace: the most semaphores in a set and the most
+    operations in one semop (/proc/sys/kernel/sem; IPC_INFO where /proc cannot tell)."""
+    try:
+        with open("/proc/sys/kernel/sem") as limits:
+            semmsl, _semmns, semopm = [int(field) for field in limits.read().split()[:3]]
+        return semmsl, semopm
+    except (OSError, ValueError):
+        pass
+    info = ctypes.create_string_buffer(_LAYOUT["seminfo"][0])
+    if _semctl(0, 0, 3, ctypes.byref(info)) < 0:       # IPC_INFO
+        return 32000, 500                             # Linux's defaults
+    fields = _LAYOUT["seminfo"][1]
+    return (struct.unpack_from("=i", info.raw, fields["semmsl"][0])[0],
+            struct.unpack_from("=i", info.raw, fields["semopm"][0])[0])
 
 
 def _sem_value(value: "Any") -> int:
     checked = _index(value, "semaphore value")
     if not 0 <= checked <= SEMAPHORE_VALUE_MAX:
-        raise ValueError(_VALUE_ERROR)
+        raise _ArgumentRangeError("%s (%d), not %d" % (_VALUE_ERROR, SEMAPHORE_VALUE_MAX,
+                                                       checked))
     return checked
 
 
 def _sem_delta(delta: "Any") -> int:
+    """|delta| of acquire/release: sysv_ipc's documented behaviour ("the value decreases by
+    abs(delta)"), checked to 1..SEMVMX (sem_op is a short, and the kernel refuses more)."""
     size = abs(_index(delta, "delta"))
-    if size == 0:
-        raise ValueError("delta must not be 0")
-    if size > SEMAPHORE_VALUE_MAX:
-        raise ValueError("delta must be at most SEMVMX (%d)" % SEMAPHORE_VALUE_MAX)
+    if not 1 <= size <= SEMAPHORE_VALUE_MAX:
+        raise _ArgumentRangeError("delta must be between 1 and SEMVMX (%d) in absolute value "
+                                  "(its sign is ignored, as in sysv_ipc), not %d"
+                                  % (SEMAPHORE_VALUE_MAX, _index(delta, "delta")))
     return size
 
 
 _WAIT_CHUNK = 2.0 ** 31 - 1    # the longest single semtimedop wait; longer timeouts loop
+# What a failed call can report in its own situation (the man pages' ERRORS), besides EINTR
+# and the "would block" errno of a non-blocking call.
+_SEMOP_ERRNOS = frozenset((_errno.E2BIG, _errno.EACCES, _errno.EFAULT, _errno.EFBIG, _errno.EIDRM,
+                           _errno.EINVAL, _errno.ENOMEM, _errno.ERANGE, _errno.ENOSPC))
+_MSGSND_ERRNOS = frozenset((_errno.EACCES, _errno.EFAULT, _errno.EIDRM, _errno.EINVAL,
+                            _errno.ENOMEM))
+_MSGRCV_ERRNOS = frozenset((_errno.E2BIG, _errno.EACCES, _errno.EFAULT, _errno.EIDRM,
+                            _errno.EINVAL, _errno.ENOSYS))
+_GONE = (_errno.EIDRM, _errno.EINVAL)
+
+
+def _confirmed(err: int, previous: int, possible: "FrozenSet[int]") -> int:
+    """Decide what errno `err` of a failed semop/msgsnd/msgrcv means.  Returns 0 to retry the
+    call, -1 to retry it and believe `err` if the retry fails the same way, or the errno to
+    report (`previous`, the first of two matching failures).
+
+    ctypes keeps one saved errno per thread, and a Python signal handler can run between the
+    foreign call and get_errno(): if the handler makes a failing ctypes call (a non-blocking
+    try, say), the errno read here is the handler's.  Nothing can read errno before Python code
+    runs again, so the answer is believed only if the situation can produce it: EINTR and any
+    errno the call cannot produce mean retry (the handler ran, so the call was interrupted),
+    and a possible one must come twice in a row (a failed call changes nothing, so a retry is
+    harmless; a real error is persistent and comes again at once)."""
+    if err not in possible:
+        return 0
+    if previous == err or previous in _GONE and err in _GONE:
+        return previous
+    return -1
+
+
+def _semop_error(err: int, nowait: bool, describe: "Callable[[], str]") -> Error:
+    cls = None  # type: Any
+    if err == _errno.EAGAIN:
+        cls = WouldBlockError if nowait else TimedOutError
+    elif err in _GONE:
+        cls = RemovedError
+    exc = _error(err, describe(), cls)
+    if err == _errno.ERANGE:
+        exc.strerror = "%s: a semaphore's value would go above SEMVMX (%d)" % (
+            _VALUE_ERROR, SEMAPHORE_VALUE_MAX)
+    elif err == _errno.E2BIG:
+        exc.strerror = "more operations than one semop() may apply (SEMOPM is %d)" % (
+            _sem_limits()[1])
+    elif err == _errno.EFBIG:
+        exc.strerror = "a semaphore index beyond the set's size"
+    return exc
 
 
 def _semop_wait(semid: int, sops: "Any", nsops: int, timeout: "Optional[float]",
@@ -1608,36 +1705,39 @@ def _semop_wait(semid: int, sops: "Any", nsops: int, timeout: "Optional[float]",
     """semop / semtimedop with EINTR retried on the remaining time.
 
     Linux never restarts semop after a signal handler; ctypes returns EINTR, the Python handler
-    runs at the next bytecode, and an exception it raises (KeyboardInterrupt) leaves this loop."""
+    runs at the next bytecode, and an exception it raises (KeyboardInterrupt) leaves this loop.
+    The errno read afterwards is trusted only as far as _confirmed() says: an untimed wait
+    without IPC_NOWAIT cannot get EAGAIN, and a timed one gets it only once its time is up."""
     ref, count = ctypes.byref(sops), ctypes.c_size_t(nsops)
-    if timeout is None:
-        while _semop_fast(semid, ref, count) != 0:
-            err = _get_errno()
-            if err != _errno.EINTR:
-                raise _error(err, describe(), RemovedError if err == _errno.EINVAL else None)
-        return
     nowait = any(sop.sem_flg & IPC_NOWAIT for sop in sops)
-    deadline = _monotonic() + timeout
-    if _semtimedop_fast is None:
+    deadline = 0.0 if timeout is None else _monotonic() + timeout
+    timed = _semtimedop_fast    # type: Any
+    if timeout is not None and timed is None:
         return _semop_poll(semid, sops, count, deadline, nowait, describe)
     spec = _timespec()
     spec_ref = ctypes.byref(spec)
+    previous = 0
     while True:
-        remaining = max(0.0, deadline - _monotonic())
-        wait = min(remaining, _WAIT_CHUNK)      # tv_sec is a C long: 32 bits on 32-bit ABIs
-        spec.tv_sec = int(wait)
-        spec.tv_nsec = int((wait - spec.tv_sec) * 1e9)
-        if _semtimedop_fast(semid, ref, count, spec_ref) == 0:
-            return
+        if timeout is None:
+            if _semop_fast(semid, ref, count) == 0:
+                return
+        else:
+            remaining = max(0.0, deadline - _monotonic())
+            wait = min(remaining, _WAIT_CHUNK)      # tv_sec is a C long: 32 bits on 32-bit ABIs
+            spec.tv_sec = int(wait)
+            spec.tv_nsec = int((wait - spec.tv_sec) * 1e9)
+            if timed(semid, ref, count, spec_ref) == 0:
+                return
         err = _get_errno()
-        if err == _errno.EINTR or err == _errno.EAGAIN and not nowait and remaining > _WAIT_CHUNK:
-            continue
-        cls = None  # type: Any
         if err == _errno.EAGAIN:
-            cls = WouldBlockError if nowait else TimedOutError
-        elif err == _errno.EINVAL:
-            cls = RemovedError
-        raise _error(err, describe(), cls)
+            if nowait or timeout is not None and _monotonic() >= deadline:
+                raise _semop_error(err, nowait, describe)
+            previous = 0          # untimed, or time left (a longer wait, or not ours): again
+            continue
+        verdict = _confirmed(err, previous, _SEMOP_ERRNOS)
+        if verdict > 0:
+            raise _semop_error(verdict, nowait, describe)
+        previous = err if verdict else 0
 
 
 def _semop_poll(semid: int, sops: "Any", count: "Any", deadline: float, nowait: bool,
@@ -1648,20 +1748,20 @@ def _semop_poll(semid: int, sops: "Any", count: "Any", deadline: float, nowait: 
     for sop in trial:
         sop.sem_flg |= IPC_NOWAIT
     delay = 0.0005
+    previous = 0
     while _semop_fast(semid, ctypes.byref(trial), count) != 0:
         err = _get_errno()
-        if err == _errno.EAGAIN and not nowait and _monotonic() < deadline:
+        if err == _errno.EAGAIN:
+            if nowait or _monotonic() >= deadline:
+                raise _semop_error(err, nowait, describe)
             time.sleep(min(delay, max(0.0, deadline - _monotonic())))
             delay = min(delay * 2, 0.02)
+            previous = 0
             continue
-        if err == _errno.EINTR:
-            continue
-        cls = None  # type: Any
-        if err == _errno.EAGAIN:
-            cls = WouldBlockError if nowait else TimedOutError
-        elif err == _errno.EINVAL:
-            cls = RemovedError
-        raise _error(err, describe(), cls)
+        verdict = _confirmed(err, previous, _SEMOP_ERRNOS)
+        if verdict > 0:
+            raise _semop_error(verdict, nowait, describe)
+        previous = err if verdict else 0
 
 
 def _sem_initialise(semid: int, values: "List[int]") -> None:
@@ -1685,51 +1785,100 @@ def _await_initialised(semid: int) -> None:
     returns at once (blocked waiters are woken by the creator's SETALL anyway).
 
     A set that never saw a semop and was created (or last SETVAL'd) more than _INIT_GRACE
-    seconds ago is taken as it is: a foreign program's set must not hang the opener."""
+    seconds ago is taken as it is: a foreign program's set must not hang the opener.  Nor does
+    a caller who may alter the set but not read it (IPC_STAT needs read permission) wait: it
+    cannot see sem_otime, and semop() itself does not need it."""
     delay, limit = 0.0005, _monotonic() + _INIT_GRACE + 1.0
     while True:
-        stat = _stat("sem", semid)
+        try:
+            stat = _stat("sem", semid)
+        except AccessError:
+            return
         if stat["otime"] or stat["ctime"] + _INIT_GRACE <= time.time() or _monotonic() > limit:
             return
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
 
 
+_FLAG_NAMES = {IPC_CREAT: "IPC_CREAT", IPC_EXCL: "IPC_EXCL", IPC_CREX: "IPC_CREX"}
+
+
+def _flags_as_nsems(nsems: int, flags: int) -> str:
+    """The argument-order trap: SemaphoreSet(key, IPC_CREAT) passes the flags as nsems."""
+    if flags or nsems not in _FLAG_NAMES:
+        return ""
+    return ("; nsems=%d is %s: the flags come third, SemaphoreSet(key, nsems, %s)"
+            % (nsems, _FLAG_NAMES[nsems], _FLAG_NAMES[nsems]))
+
+
 def _open_set(key: "Any", nsems: int, flags: int, mode: int,
-              values: "List[int]") -> "Tuple[int, int]":
-    """semget with the race-free create-or-open protocol; returns (id, key as reported)."""
+              values: "List[int]") -> "Tuple[int, int, bool]":
+    """semget with the race-free create-or-open protocol; returns (id, key as reported, whether
+    this call created the set - then initialised, and the caller's to remove should it fail)."""
     if "sem" not in _checked:
         _selfcheck("sem")
     ckey = 0
 
     def describe() -> str:
         return "semget(key=%s, nsems=%d, flags=%#o)" % (_fmt_key(ckey), nsems, flags)
+
+    def fail() -> "Any":
+        err = _get_errno()
+        if err == _errno.EINVAL and nsems == 0 and flags & IPC_CREAT:
+            raise ValueError("no semaphore set has key %s, and creating one needs nsems >= 1"
+                             % _fmt_key(ckey))
+        exc = _error(err, describe())
+        hint = _flags_as_nsems(nsems, flags)
+        if hint and err in (_errno.ENOENT, _errno.EINVAL):
+            exc.strerror = "%s%s" % (exc.strerror, hint)
+        raise exc
     if key is None:
         if flags & IPC_CREX != IPC_CREX:
-            raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+            raise ValueError("key=None (a random unused key) needs flags=IPC_CREX%s"
+                             % (_flags_as_nsems(nsems, flags)
+                                or " (the flags are the third argument of SemaphoreSet)"
+                                if nsems in _FLAG_NAMES else ""))
+        if nsems == 0:
+            raise ValueError("creating a set needs nsems >= 1")
         ident, ckey = _create_at_random_key(lambda k: int(_semget(k, nsems, IPC_CREX | mode)))
-        _check(ident, describe, gone=False)
-        return _initialise_new(ident, values), ckey
+        if ident < 0:
+            fail()
+        return _initialise_new(ident, values), ckey, True
+    key = _index(key, "key")        # once: the caller's __index__ runs a single time
     ckey = _key_t(key)
     if ckey == IPC_PRIVATE:     # always a new set, whatever the flags
-        ident = _check(_semget(ckey, nsems, IPC_CREAT | mode), describe, gone=False)
-        return _initialise_new(ident, values), key
+        if nsems == 0:
+            raise ValueError("creating a set needs nsems >= 1 (IPC_PRIVATE always creates)")
+        ident = _semget(ckey, nsems, IPC_CREAT | mode)
+        if ident < 0:
+            fail()
+        return _initialise_new(ident, values), key, True
     for _ in range(100):    # a set removed between our two semget calls: try again
         if flags & IPC_CREAT:
             ident = _semget(ckey, nsems, IPC_CREX | mode)
             if ident >= 0:
-                return _initialise_new(ident, values), key
+                return _initialise_new(ident, values), key, True
             if _get_errno() != _errno.EEXIST or flags & IPC_EXCL:
-                _check(-1, describe, gone=False)
+                fail()
         # With IPC_CREAT the kernel checks `mode` against the existing set, as semget() in C.
         ident = _semget(ckey, nsems, mode if flags & IPC_CREAT else 0)
         if ident >= 0:
             if flags & IPC_CREAT:
                 _await_initialised(ident)
-            return ident, key
+            return ident, key, False
         if not flags & IPC_CREAT or _get_errno() != _errno.ENOENT:
-            _check(-1, describe, gone=False)
+            fail()
     raise _error(_errno.EAGAIN, describe())
+
+
+def _creation_mask(key: "Any", flags: int) -> "Any":
+    """The signal mask to restore after a constructor that may create (key None, IPC_PRIVATE or
+    IPC_CREAT): signals from outside are deferred meanwhile (_defer_signals), so that no
+    handler's exception (Ctrl-C included) can fall between the call that creates the object and
+    the code that removes it should a later step fail.  None for a plain open."""
+    if key is None or flags & IPC_CREAT or key == IPC_PRIVATE:
+        return _signal_mask()
+    return None
 
 
 def _initialise_new(ident: int, values: "List[int]") -> int:
@@ -1741,31 +1890,105 @@ def _initialise_new(ident: int, values: "List[int]") -> int:
     return ident
 
 
-class _SemaphoreOps(object):
+_SEM_DS_SIZE = _LAYOUT["sem"][0]
+_NSEMS_AT, _NSEMS_CODE = _LAYOUT["sem"][1]["nsems"]
+_NSEMS_CODE = "=" + _NSEMS_CODE
+
+
+def _sem_nsems(semid: int) -> int:
+    """sem_nsems by IPC_STAT (the layout is checked once by _selfcheck), or -1 if the call
+    failed (the caller then takes the general path, which reports errors)."""
+    buf = ctypes.create_string_buffer(_SEM_DS_SIZE)
+    if _semctl_fast(semid, 0, _IPC_STAT, ctypes.byref(buf)) != 0:
+        return -1
+    return int(struct.unpack_from(_NSEMS_CODE, buf, _NSEMS_AT)[0])
+
+
+def _set_size(semid: int) -> int:
+    """The number of semaphores in a set this process opened: IPC_STAT's sem_nsems, or, for a
+    caller who may alter the set but not read it, found by semop itself.  semop checks every
+    index against the set's size before it checks permissions, and an operation of -32768
+    with IPC_NOWAIT can never succeed (no value is that high), so it fails with EFBIG exactly
+    when the index is beyond the set, and changes nothing."""
+    try:
+        return _stat("sem", semid)["nsems"]
+    except AccessError:
+        pass
+    probe = _sembuf(0, -32768, IPC_NOWAIT)
+    ref = ctypes.byref(probe)
+
+    def beyond(index: int) -> bool:
+        probe.sem_num = index
+        if _semop(semid, ref, 1) == 0:      # cannot happen; a set of at least index + 1
+            return False
+        err = _get_errno()
+        if err in _GONE:
+            raise _error(err, "semop(id=%d, size probe)" % semid, RemovedError)
+        return err == _errno.EFBIG
+    low, high = 1, _SEM_NUM_MAX + 1         # the size is in low..high; sem_num reaches 65535
+    if not beyond(high - 1):
+        return high
+    while low < high:                       # the first index beyond the set
+        middle = (low + high) // 2
+        if beyond(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+# Prebuilt sembufs by (index, flags): P, V, Z, and P and Z with IPC_NOWAIT (the try-locks), each
+# wrapped in byref() once.  The kernel only reads them and nothing here writes them after they
+# are built, so every handle on the same member and flags shares one set: opening a Semaphore
+# allocates none.  A few dozen entries at most (indexes in use x 4 flag combinations).
+_SEM_REFS = {}   # type: Dict[Tuple[int, int], Tuple[Any, ...]]
+_INT_ONLY = frozenset((int,))
+# Identity checks of the fast paths: only the int itself can be `is` these (never True, 0.0 or
+# an int subclass), so a hit needs no further check; a miss just takes the checked way.
+_ZERO, _ONE, _MODE_600 = 0, 1, 0o600
+_int_set = frozenset
+_chain = itertools.chain
+_is = operator.is_
+
+
+def _sem_refs(index: int, flags: int) -> "Tuple[Any, ...]":
+    refs = _SEM_REFS.get((index, flags))
+    if refs is None:
+        nowait = flags | IPC_NOWAIT
+        bufs = (_sembuf(index, -1, flags), _sembuf(index, 1, flags),
+                _sembuf(index, 0, flags & ~SEM_UNDO), _sembuf(index, -1, nowait),
+                _sembuf(index, 0, nowait & ~SEM_UNDO))
+        refs = _SEM_REFS.setdefault((index, flags), tuple(ctypes.byref(b) for b in bufs))
+    return refs
+
+
+class _SemaphoreOps(_NoCopy):
     """acquire/release/Z and value/block/undo of semaphore `index` of set `id`.
 
-    The three sembufs are preallocated and wrapped in byref() once; the undeclared semop
-    handle is called directly on the fast path (FACTS §8); errno is read only on failure.
+    The sembufs are prebuilt and wrapped in byref() once (_sem_refs); the undeclared semop
+    handle is called directly on the fast paths (FACTS §8); errno is read only on failure.
     nsops goes as a plain int 1 (a C int: a c_size_t object would cost a conversion object
-    per call); only the kernel reads it, as an unsigned int, and libffi widens it anyway."""
+    per call); only the kernel reads it, as an unsigned int, and libffi widens it anyway.
+
+    Fast paths (one semop, nothing allocated): acquire() / Z() without a timeout, a try
+    (timeout 0, or block False), the first try of a timed wait, release()."""
 
     _id = -1
     _index = 0
     _block = True
     _undo = False
+    _flags = 0
 
     def _setup(self, ident: int, index: int) -> None:
         self._id, self._index = ident, index
-        self._p, self._v, self._z = _sembuf(index, -1, 0), _sembuf(index, 1, 0), _sembuf(index, 0, 0)
-        self._p_ref, self._v_ref, self._z_ref = (ctypes.byref(self._p), ctypes.byref(self._v),
-                                                 ctypes.byref(self._z))
-        self._flags = 0
+        (self._p_ref, self._v_ref, self._z_ref, self._pn_ref,
+         self._zn_ref) = _SEM_REFS.get((index, 0)) or _sem_refs(index, 0)
 
     def _set_flags(self) -> None:
         nowait = 0 if self._block else IPC_NOWAIT
         self._flags = (SEM_UNDO if self._undo else 0) | nowait
-        self._p.sem_flg = self._v.sem_flg = self._flags
-        self._z.sem_flg = nowait
+        (self._p_ref, self._v_ref, self._z_ref, self._pn_ref,
+         self._zn_ref) = _sem_refs(self._index, self._flags)
 
     def _wait(self, op: int, timeout: "Any", what: str) -> None:
         timeout = _timeout(timeout)
@@ -1774,24 +1997,53 @@ class _SemaphoreOps(object):
         _semop_wait(self._id, sops, 1, timeout, lambda: "%s(id=%d, index=%d, delta=%d, timeout=%r)"
                     % (what, self._id, self._index, op, timeout))
 
+    def _busy(self, what: str, op: int, timeout: "Any") -> None:
+        """After a failed try on a fast path: EAGAIN is the answer (an IPC_NOWAIT semop cannot
+        be interrupted); anything else goes the slow way, which confirms it."""
+        if _get_errno() == _errno.EAGAIN:     # timeout 0 "timed out", as semtimedop says
+            raise _error(_errno.EAGAIN, "%s(id=%d, index=%d, delta=%d, timeout=%r)"
+                         % (what, self._id, self._index, op, timeout),
+                         TimedOutError if self._block else WouldBlockError)
+
     def acquire(self, timeout: "Optional[float]" = None, delta: int = 1) -> None:
         """Wrapper around ``semop()`` / ``semtimedop()``: wait until the value is >= |delta|,
-        then subtract it.  timeout None waits forever, 0 tries once, > 0 waits at most that
-        long; BusyError (also TimeoutError / BlockingIOError) when it cannot."""
-        if timeout is None and delta == 1 and _semop_fast(self._id, self._p_ref, 1) == 0:
-            return
+        then subtract it (sysv_ipc: "decreases by abs(delta)").  timeout None waits forever,
+        0 tries once, > 0 waits at most that long; BusyError (also TimeoutError /
+        BlockingIOError) when it cannot."""
+        if delta is _ONE:       # (only the int 1 itself can be it: True, 1.0 go the checked way)
+            if timeout is None:
+                if _semop_fast(self._id, self._p_ref, 1) == 0:
+                    return
+                if not self._block:
+                    self._busy("acquire", -1, timeout)
+            elif (timeout is _ZERO or (timeout.__class__ is float or timeout.__class__ is int)
+                  and timeout >= 0):
+                # A try, or the first try of a timed wait: no timespec, no closure.
+                if _semop_fast(self._id, self._pn_ref, 1) == 0:
+                    return
+                if timeout == 0 or not self._block:
+                    self._busy("acquire", -1, timeout)
         self._wait(-_sem_delta(delta), timeout, "acquire")
 
     def release(self, delta: int = 1) -> None:
         """Wrapper around ``semop()``: add |delta| to the value (never blocks)."""
-        if delta == 1 and _semop_fast(self._id, self._v_ref, 1) == 0:
+        if delta is _ONE and _semop_fast(self._id, self._v_ref, 1) == 0:
             return
         self._wait(_sem_delta(delta), None, "release")
 
     def Z(self, timeout: "Optional[float]" = None) -> None:
         """Wrapper around ``semop()`` with sem_op 0: wait until the value is zero."""
-        if timeout is None and _semop_fast(self._id, self._z_ref, 1) == 0:
-            return
+        if timeout is None:
+            if _semop_fast(self._id, self._z_ref, 1) == 0:
+                return
+            if not self._block:
+                self._busy("Z", 0, timeout)
+        elif (timeout is _ZERO or (timeout.__class__ is float or timeout.__class__ is int)
+              and timeout >= 0):
+            if _semop_fast(self._id, self._zn_ref, 1) == 0:
+                return
+            if timeout == 0 or not self._block:
+                self._busy("Z", 0, timeout)
         self._wait(0, timeout, "Z")
 
     P = acquire
@@ -1861,14 +2113,43 @@ class Semaphore(_Permissions, _SemaphoreOps):
 
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
+    _p_ref, _v_ref, _z_ref, _pn_ref, _zn_ref = _sem_refs(0, 0)
 
-    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
-                 initial_value: int = 0) -> None:
+    def __init__(self, key: "Optional[int]", flags: int = _ZERO, mode: int = _MODE_600,
+                 initial_value: int = _ZERO) -> None:
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and (initial_value is _ZERO or initial_value.__class__ is int
+                     and 0 <= initial_value <= SEMAPHORE_VALUE_MAX) and "sem" in _checked):
+            # Opening an existing semaphore by key: every argument checked as below, and one
+            # system call, semget(key, 1, 0) - the least that can open it (the kernel checks
+            # the key, that the set has a semaphore, and nothing else: no right is asked for).
+            # On failure, the general path below repeats it and reports the error.
+            ident = _semget_fast(key, 1, 0)
+            if ident >= 0:
+                self._key = key
+                self._id = ident      # the sembufs of member 0, flags 0: the class's
+                return
         flags = _check_flags(flags, IPC_CREX, "Semaphore")
         mode = _check_mode(mode)
         initial_value = _sem_value(initial_value)
-        ident, self._key = _open_set(key, 1, flags, mode, [initial_value])
-        self._setup(ident, 0)
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
+        try:
+            if mask is not None:
+                _defer_signals()
+            ident, self._key, created = _open_set(key, 1, flags, mode, [initial_value])
+            self._setup(ident, 0)
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
+        except BaseException:
+            if created:
+                _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
+            raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<%s key=%s id=%d>" % (type(self).__name__, _fmt_key(_key_t(self._key)), self._id)
@@ -1907,13 +2188,38 @@ class SemaphoreSet(_Permissions):
     _kind = "sem"
     _key = IPC_PRIVATE   # type: int
 
-    def __init__(self, key: "Optional[int]", nsems: int = 0, flags: int = 0, mode: int = 0o600,
+    def __init__(self, key: "Optional[int]", nsems: int = _ZERO, flags: int = _ZERO,
+                 mode: int = _MODE_600,
                  initial_values: "Union[None, int, Sequence[int]]" = None) -> None:
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and nsems is _ZERO and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and initial_values is None and "sem" in _checked):
+            # Opening an existing set by key: every argument checked as below, and two system
+            # calls - semget(key, 0, 0), which opens it without asking for any right, and
+            # IPC_STAT for its size (len(), index checks).  Where IPC_STAT is not allowed (no
+            # read permission), the general path below finds the size another way.
+            ident = _semget_fast(key, 0, 0)
+            if ident >= 0:
+                size = _sem_nsems(ident)
+                if size > 0:
+                    self._key, self._id, self._nsems = key, ident, size
+                    self._members = [None] * size   # type: List[Optional[SemaphoreMember]]
+                    self._op_cache = {}    # type: Dict[int, Tuple[Any, ...]]
+                    return
         flags = _check_flags(flags, IPC_CREX, "SemaphoreSet")
         mode = _check_mode(mode)
-        nsems = _index(nsems, "nsems")
-        if nsems < 0:
-            raise ValueError("nsems must be >= 0, not %d" % nsems)
+        nsems = _c_range(nsems, "nsems", 0, _INT_MAX)
+        if key is None and flags & IPC_CREX != IPC_CREX and nsems in _FLAG_NAMES:
+            _open_set(key, nsems, flags, mode, [])      # says what the likely mistake is
+        if nsems > 1:       # before building initial values: the kernel refuses more anyway
+            semmsl = _sem_limits()[0]
+            if nsems > semmsl:
+                raise _ArgumentRangeError(
+                    "nsems must be between 0 and SEMMSL (%d, the most semaphores in a set: "
+                    "/proc/sys/kernel/sem), not %d%s" % (semmsl, nsems,
+                                                         _flags_as_nsems(nsems, flags)))
+        if nsems == 0 and flags & IPC_EXCL and initial_values is None:
+            raise ValueError("creating a set (IPC_CREX) needs nsems >= 1")
         if initial_values is None or isinstance(initial_values, int):
             values = [_sem_value(initial_values or 0)] * max(nsems, 1)
         else:
@@ -1922,12 +2228,31 @@ class SemaphoreSet(_Permissions):
                 nsems = len(values)
             if len(values) != nsems:
                 raise ValueError("%d initial values for %d semaphores" % (len(values), nsems))
-        if flags & IPC_CREAT and nsems == 0:
-            raise ValueError("creating a set needs nsems >= 1 (0 opens an existing set)")
-        ident, self._key = _open_set(key, nsems, flags, mode, values)
-        self._id = ident
-        self._nsems = _stat("sem", ident)["nsems"]
-        self._members = [None] * self._nsems   # type: List[Optional[SemaphoreMember]]
+        # nsems 0 with IPC_CREAT opens an existing set (the kernel's answer decides).
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
+        try:
+            if mask is not None:
+                _defer_signals()
+            ident, self._key, created = _open_set(key, nsems, flags, mode, values)
+            self._id = ident
+            # A set we created has the size we asked for: no IPC_STAT, which needs read
+            # permission (a creator may have given itself only 0o200).
+            self._nsems = nsems if created else _set_size(ident)
+            self._members = [None] * self._nsems
+            # op()'s prebuilt sembuf arrays by id() of the operation list (only ever read by
+            # the kernel); each entry holds the list, so its id stays its own.
+            self._op_cache = {}
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
+        except BaseException:
+            if created:
+                _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
+            raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<SemaphoreSet key=%s id=%d nsems=%d>" % (_fmt_key(_key_t(self._key)), self._id,
@@ -1942,6 +2267,9 @@ class SemaphoreSet(_Permissions):
             index += self._nsems
         if not 0 <= index < self._nsems:
             raise IndexError("semaphore index out of range (set of %d)" % self._nsems)
+        if index > _SEM_NUM_MAX:
+            raise IndexError("semaphore index %d is beyond what semop() can address (sem_num is "
+                             "an unsigned short: 0..%d)" % (index, _SEM_NUM_MAX))
         member = self._members[index]
         if member is None:
             member = self._members[index] = SemaphoreMember(self, index)
@@ -1972,25 +2300,57 @@ class SemaphoreSet(_Permissions):
         """Wrapper around ``semop()`` / ``semtimedop()``: apply every ``(index, delta[, flags])``
         atomically - all or none.  delta > 0 adds, < 0 waits then subtracts, 0 waits for zero;
         flags: IPC_NOWAIT, SEM_UNDO.  Timeout as in Semaphore.acquire()."""
-        ops = [tuple(o) for o in operations]
-        if not ops:
+        # A prebuilt list (or tuple) of tuples of ints, passed again: its sembuf array was
+        # built and checked the first time.  The hit needs the same list object holding the
+        # same tuple objects (tuples of exact ints cannot change; a list item replaced, added
+        # or removed is a miss), so nothing is converted or checked twice.
+        cached = self._op_cache.get(id(operations))
+        if (cached is not None and cached[0] is operations and len(operations) == cached[2]
+                and all(map(_is, operations, cached[1]))):
+            if timeout is None and _semop_fast(self._id, cached[3], cached[2]) == 0:
+                return
+            shown = cached[5]
+            _semop_wait(self._id, cached[4], cached[2], _timeout(timeout),
+                        lambda: "semop(id=%d, %s, timeout=%r)" % (self._id, shown, timeout))
+            return
+        ops = tuple(map(tuple, operations))
+        count = len(ops)
+        if not count:
             raise ValueError("op() needs at least one operation")
-        sops = (_sembuf * len(ops))()
-        for sop, operation in zip(sops, ops):
+        if count > 32:      # every kernel allows 32 (SEMOPM is 500 by default)
+            semopm = _sem_limits()[1]
+            if count > semopm:
+                raise _ArgumentRangeError(
+                    "op() got %d operations; one semop() applies at most SEMOPM (%d: "
+                    "/proc/sys/kernel/sem)" % (count, semopm))
+        sops = (_sembuf * count)()
+        for number, (sop, operation) in enumerate(zip(sops, ops)):
             if len(operation) not in (2, 3):
-                raise ValueError("an operation is (index, delta) or (index, delta, flags)")
+                raise ValueError("operation %d is %r: an operation is (index, delta) or "
+                                 "(index, delta, flags)" % (number, operation))
             index = _index(operation[0], "index")
+            if not 0 <= index < min(self._nsems, _SEM_NUM_MAX + 1):
+                raise IndexError("operation %d: semaphore index %d out of range (set of %d)"
+                                 % (number, index, self._nsems))
             delta = _index(operation[1], "delta")
+            if not -SEMAPHORE_VALUE_MAX <= delta <= SEMAPHORE_VALUE_MAX:
+                raise _ArgumentRangeError(
+                    "operation %d: delta must be between -SEMVMX and SEMVMX (%d), not %d"
+                    % (number, SEMAPHORE_VALUE_MAX, delta))
             flags = _check_flags(operation[2] if len(operation) == 3 else 0,
                                  IPC_NOWAIT | SEM_UNDO, "op")
-            if not 0 <= index < self._nsems:
-                raise IndexError("semaphore index %d out of range (set of %d)"
-                                 % (index, self._nsems))
-            if abs(delta) > SEMAPHORE_VALUE_MAX:
-                raise ValueError("delta must be within +-SEMVMX (%d)" % SEMAPHORE_VALUE_MAX)
             sop.sem_num, sop.sem_op, sop.sem_flg = index, delta, flags
-        _semop_wait(self._id, sops, len(ops), _timeout(timeout),
-                    lambda: "semop(id=%d, %r, timeout=%r)" % (self._id, ops, timeout))
+        timeout = _timeout(timeout)
+        shown = repr(list(ops)) if count <= 8 else "%d operations" % count
+        if ((operations.__class__ is list or operations.__class__ is tuple)
+                and all(o.__class__ is tuple for o in operations)
+                and _int_set(map(type, _chain(*operations))) == _INT_ONLY):
+            if len(self._op_cache) >= 64:
+                self._op_cache.clear()
+            self._op_cache[id(operations)] = (operations, tuple(operations), count,
+                                              ctypes.byref(sops), sops, shown)
+        _semop_wait(self._id, sops, count, timeout,
+                    lambda: "semop(id=%d, %s, timeout=%r)" % (self._id, shown, timeout))
 
     def remove(self) -> None:
         """Wrapper around ``semctl(IPC_RMID)``; processes waiting on it get EIDRM."""
@@ -2006,6 +2366,7 @@ class SemaphoreSet(_Permissions):
 _MTEXT = ctypes.sizeof(ctypes.c_long)    # offsetof(struct msgbuf, mtext): the type is a C long
 _LONG_MAX = 2 ** (8 * _MTEXT - 1) - 1
 _LONG_MIN = -_LONG_MAX - 1
+_MSG_2048 = 2048       # max_message_size's default (identity-checked on the fast path)
 _QBYTES_MAX = 2 ** (8 * struct.calcsize("=" + _LAYOUT["msg"][1]["qbytes"][1])) - 1
 # Hot path (FACTS §8): undeclared msgsnd/msgrcv called with preallocated ctypes arguments
 # (declared ones on PyPy, whose JIT makes those the fast ones - see _semop_fast).
@@ -2086,16 +2447,22 @@ class _MsgBuffer(object):
     """A preallocated struct msgbuf (long mtype; char mtext[capacity]) and its call arguments:
     ``capacity`` (msgsz of receive), ``size`` (msgsz of send), ``msgtyp`` (of receive)."""
 
-    __slots__ = ("raw", "ref", "mtype", "view", "capacity", "size", "msgtyp")
+    __slots__ = ("raw", "ref", "mtype", "view", "text", "capacity", "size", "msgtyp", "sent",
+                 "length", "wanted", "room")
 
     def __init__(self, capacity: int) -> None:
         self.raw = ctypes.create_string_buffer(_MTEXT + capacity)
         self.ref = ctypes.byref(self.raw)
         self.mtype = ctypes.c_long.from_buffer(self.raw)
         self.view = memoryview(self.raw).cast("B")
+        self.text = self.view[_MTEXT:]          # mtext
         self.capacity = ctypes.c_size_t(capacity)
         self.size = ctypes.c_size_t()
         self.msgtyp = ctypes.c_long()
+        # What send last wrote in mtype and size, and receive in msgtyp (send and receive
+        # take their buffers from separate pools): equal values are not written again.
+        self.sent, self.length, self.wanted = 0, 0, 0
+        self.room = capacity
 
 
 def _rcv_flags(type: "Any", block: "Any", flags: "Any") -> "Tuple[int, int]":
@@ -2132,33 +2499,81 @@ class MessageQueue(_Permissions):
     _key = IPC_PRIVATE     # type: int
     _max_size = 0
     _send_limit = -1       # a length every send may use without the checks of _check_length()
+    _capacity = -1
 
-    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
-                 max_message_size: int = 2048) -> None:
+    def __init__(self, key: "Optional[int]", flags: int = _ZERO, mode: int = _MODE_600,
+                 max_message_size: int = _MSG_2048) -> None:
+        if (key.__class__ is int and 0 < key <= 0x7FFFFFFF and flags is _ZERO
+                and (mode is _MODE_600 or mode.__class__ is int and 0 <= mode <= 0o777)
+                and (max_message_size is _MSG_2048 or max_message_size.__class__ is int
+                     and 0 <= max_message_size <= sys.maxsize - _MTEXT) and "msg" in _checked):
+            # Opening an existing queue by key: every argument checked as below, and one
+            # system call, msgget(key, 0) (no right asked for: send and receive ask their
+            # own).  On failure the general path below repeats it and reports the error.
+            ident = _msgget_fast(key, 0)
+            if ident >= 0:
+                self._key, self._id, self._max_size = key, ident, max_message_size
+                self._pool = []        # type: List[_MsgBuffer]
+                self._send_pool = []   # type: List[_MsgBuffer]
+                return
         flags = _check_flags(flags, IPC_CREX, "MessageQueue")
         mode = _check_mode(mode)
-        size = _index(max_message_size, "max_message_size")
-        if not 0 <= size <= sys.maxsize - _MTEXT:
-            raise ValueError("max_message_size must be between 0 and %d, not %d"
-                             % (sys.maxsize - _MTEXT, size))
+        # The receive buffer is allocated with the smaller of this and kernel.msgmax (no
+        # message can be longer), so a large max_message_size costs no memory.
+        size = _c_range(max_message_size, "max_message_size", 0, sys.maxsize - _MTEXT)
         if key is None and flags & IPC_CREX != IPC_CREX:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None:
+            key = _index(key, "key")       # once: the caller's __index__ runs a single time
         ckey = _random_key() if key is None else _key_t(key)
         if "msg" not in _checked:
             _selfcheck("msg")
-        if key is None:
-            ident, ckey = _create_at_random_key(lambda k: int(_libc.msgget(k, flags | mode)))
-            self._key = ckey
-        else:
-            # Opening asks for no permission bits (as msgget(key, 0) in C): `mode` is for
-            # creation, and with IPC_CREAT the kernel checks it against an existing queue.
-            ident = _libc.msgget(ckey, flags | mode if flags & IPC_CREAT or ckey == IPC_PRIVATE
-                                 else flags)
-            self._key = key
-        self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey), flags),
-                          gone=False)
-        self._max_size = size
-        self._pool = []        # type: List[_MsgBuffer]  # free buffers; pop/append are atomic
+        msgget = _libc.msgget
+        ident, created = -1, False
+        mask = _creation_mask(key, flags)
+        try:
+            if mask is not None:
+                _defer_signals()
+            if key is None:
+                ident, ckey = _create_at_random_key(lambda k: int(msgget(k, flags | mode)))
+                created = ident >= 0
+            elif ckey == IPC_PRIVATE or flags & IPC_EXCL:
+                ident = msgget(ckey, flags | mode)
+                created = ident >= 0 and bool(flags & IPC_CREAT or ckey == IPC_PRIVATE)
+            elif flags & IPC_CREAT:
+                # Create exclusively first, so that this call knows whether it created the
+                # queue (and must remove it should a later step fail); else open it, with
+                # `mode` checked against it by the kernel as msgget(key, IPC_CREAT | mode) does.
+                for _ in range(100):
+                    ident = msgget(ckey, IPC_CREX | mode)
+                    created = ident >= 0
+                    if created or _get_errno() != _errno.EEXIST:
+                        break
+                    ident = msgget(ckey, mode)
+                    if ident >= 0 or _get_errno() != _errno.ENOENT:
+                        break       # (ENOENT: removed meanwhile; create it)
+            else:
+                # Opening asks for no permission bits (as msgget(key, 0) in C).
+                ident = msgget(ckey, flags)
+            self._id = _check(ident, lambda: "msgget(key=%s, flags=%#o)" % (_fmt_key(ckey),
+                                                                            flags), gone=False)
+            self._key = ckey if key is None else key
+            self._max_size = size
+            self._pool = []        # free buffers of receive; pop/append are atomic
+            self._send_pool = []   # and of send
+            # The capacity of the pooled buffers: min(max_message_size, kernel.msgmax), read at
+            # the first use (and again if a longer message arrives: msgmax was raised since).
+            self._capacity = -1
+            if mask is not None:
+                deferred, mask = mask, None
+                _restore_signals(deferred)   # a handler's exception here still removes it
+        except BaseException:
+            if created:
+                _libc.msgctl(ident, _IPC_RMID, None)   # never leave behind what it created
+            raise
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     def __repr__(self) -> str:
         return "<%s key=%s id=%d max_message_size=%d>" % (
@@ -2175,13 +2590,20 @@ class MessageQueue(_Permissions):
         if length > msgmax:
             raise ValueError("a message of %d bytes is longer than the system's limit (%d, "
                              "kernel.msgmax: /proc/sys/kernel/msgmax)" % (length, msgmax))
-        qbytes = _stat("msg", self._id)["qbytes"]
+        try:
+            qbytes = _stat("msg", self._id)["qbytes"]
+        except AccessError:
+            # A write-only queue (a 0o622 "mailbox"): msgsnd() needs no read permission, and
+            # neither does send(); a message longer than msg_qbytes then waits, as in C.
+            qbytes = msgmax
         if length > qbytes or qbytes == 0:
             raise ValueError("a message of %d bytes can never be queued: the queue's max_size "
                              "(msg_qbytes) is %d bytes" % (length, qbytes))
         self._send_limit = min(self._max_size, msgmax, qbytes)
+        self._capacity = min(self._max_size, msgmax)     # msgmax may have changed
 
-    def send(self, message: "Union[bytes, str, Any]", block: bool = True, type: int = 1) -> None:
+    def send(self, message: "Union[bytes, str, Any]", block: bool = True,
+             type: int = _ONE) -> None:
         """Wrapper around ``msgsnd()``: queue ``message`` (bytes-like; str is encoded UTF-8)
         with ``type`` >= 1.  A full queue blocks, or raises BusyError with block=False."""
         if message.__class__ is not bytes:
@@ -2192,59 +2614,103 @@ class MessageQueue(_Permissions):
         length = len(message)
         if length > self._send_limit:
             self._check_length(length)
-        if type.__class__ is not int or not 0 < type <= _LONG_MAX:
+        if type is not _ONE and (type.__class__ is not int or not 0 < type <= _LONG_MAX):
             type = _msg_type(type, False)
         flags = 0 if block else IPC_NOWAIT
-        pool = self._pool
+        pool = self._send_pool
         try:
             buf = pool.pop()
         except IndexError:
-            buf = _MsgBuffer(self._max_size)
+            buf = self._new_buffer()
+        if buf.room < length:           # made before msgmax was raised
+            buf = _MsgBuffer(length)
         try:
-            buf.mtype.value = type
-            buf.view[_MTEXT:_MTEXT + length] = message
-            buf.size.value = length
+            if buf.sent != type:
+                buf.mtype.value = buf.sent = type
+            buf.text[:length] = message
+            if buf.length != length:
+                buf.size.value = buf.length = length
+            previous = 0
             while _msgsnd_fast(self._id, buf.ref, buf.size, flags) != 0:
+                # The errno is trusted as _confirmed() says (a signal handler's failing call
+                # may have replaced it): only IPC_NOWAIT gives EAGAIN.
                 err = _get_errno()
+                if err == _errno.EAGAIN and flags:
+                    raise self._fail(err, self._call("msgsnd", length, type, flags), length)
                 if err == _errno.EINVAL:          # msgmax lowered since?  Or the queue is gone.
                     self._check_length(length)
-                if err != _errno.EINTR:
-                    raise self._fail(err, "msgsnd(id=%d, %d bytes, type=%d, flags=%s)" % (
-                        self._id, length, type, _flag_names(flags)), length)
+                verdict = _confirmed(err, previous, _MSGSND_ERRNOS)
+                if verdict > 0:
+                    raise self._fail(verdict, self._call("msgsnd", length, type, flags), length)
+                previous = err if verdict else 0
         finally:
             pool.append(buf)
 
-    def _retry(self, buf: _MsgBuffer, size: "Any", type: int, flags: int) -> int:
-        """msgrcv after a failure: EINTR is retried (a handler's exception propagates)."""
+    def _call(self, name: str, size: int, type: int, flags: int) -> str:
+        return "%s(id=%d, %d bytes, type=%d, flags=%s)" % (name, self._id, size, type,
+                                                           _flag_names(flags))
+
+    def _new_buffer(self) -> _MsgBuffer:
+        capacity = self._capacity
+        if capacity < 0:
+            capacity = self._capacity = min(self._max_size, _msgmax())
+        return _MsgBuffer(capacity)
+
+    def _retry(self, buf: _MsgBuffer, limit: int, type: int, flags: int) -> int:
+        """msgrcv after a failure into ``buf`` (its ``size`` is msgsz): EINTR is retried (a
+        handler's exception propagates), and the errno is trusted as _confirmed() says.  A
+        message longer than the buffer but within ``limit`` (msgmax was raised after the buffer
+        was made) grows the buffer."""
+        previous = 0
         while True:
             err = _get_errno()
-            if err != _errno.EINTR:
-                raise self._fail(err, "msgrcv(id=%d, %d bytes, type=%d, flags=%s)" % (
-                    self._id, size.value, type, _flag_names(flags)), size.value)
-            length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
+            if err == _errno.ENOMSG and flags & IPC_NOWAIT:
+                raise self._fail(err, self._call("msgrcv", buf.size.value, type, flags),
+                                 buf.size.value)
+            verdict = _confirmed(err, previous, _MSGRCV_ERRNOS)
+            if verdict > 0:
+                size = buf.size.value
+                if verdict == _errno.E2BIG and size < limit:
+                    longest = min(limit, _msgmax())
+                    if longest > size:
+                        buf.__init__(longest)       # type: ignore[misc]
+                        buf.size.value = longest
+                        buf.msgtyp.value = buf.wanted = type
+                        if limit == self._max_size:
+                            self._capacity = max(self._capacity, longest)
+                        verdict = 0
+                if verdict:
+                    raise self._fail(verdict, self._call("msgrcv", size, type, flags), size)
+            previous = err if verdict < 0 else 0
+            length = _msgrcv_fast(self._id, buf.ref, buf.size, buf.msgtyp, flags)
             if length >= 0:
                 return int(length)
 
-    def receive(self, block: bool = True, type: int = 0, flags: int = 0) -> "Tuple[bytes, int]":
+    def receive(self, block: bool = True, type: int = _ZERO,
+                flags: int = _ZERO) -> "Tuple[bytes, int]":
         """Wrapper around ``msgrcv()``: take a message, return ``(bytes, type)``.
 
         type 0: the first message; > 0: the first of that type (MSG_EXCEPT: of any other
         type); < 0: the first of the lowest type <= |type|.  Nothing matching: waits, or
         BusyError with block=False.  Longer than max_message_size: MessageTooLongError and the
         message stays queued, or with MSG_NOERROR it is truncated (the rest is discarded)."""
-        if flags or not block or type.__class__ is not int or not _LONG_MIN <= type <= _LONG_MAX:
+        if (type is not _ZERO or flags is not _ZERO or block is not True) and (
+                flags or not block or type.__class__ is not int
+                or not _LONG_MIN <= type <= _LONG_MAX):
             type, flags = _rcv_flags(type, block, flags)
         pool = self._pool
         try:
             buf = pool.pop()
         except IndexError:
-            buf = _MsgBuffer(self._max_size)
+            buf = self._new_buffer()
         try:
-            buf.msgtyp.value = type
+            if buf.wanted != type:
+                buf.msgtyp.value = buf.wanted = type
             length = _msgrcv_fast(self._id, buf.ref, buf.capacity, buf.msgtyp, flags)
             if length < 0:
-                length = self._retry(buf, buf.capacity, type, flags)
-            return buf.view[_MTEXT:_MTEXT + length].tobytes(), buf.mtype.value
+                buf.size.value = buf.capacity.value
+                length = self._retry(buf, self._max_size, type, flags)
+            return buf.text[:length].tobytes(), buf.mtype.value
         finally:
             pool.append(buf)
 
@@ -2265,27 +2731,29 @@ class MessageQueue(_Permissions):
                 dest.release()
                 dest = flat
             capacity = dest.nbytes
-            pooled = capacity <= self._max_size
-            if pooled:
-                pool = self._pool
-                try:
-                    buf = pool.pop()
-                except IndexError:
-                    buf = _MsgBuffer(self._max_size)
-            else:
-                buf = _MsgBuffer(capacity)
+            pool = self._pool
+            try:
+                buf = pool.pop()
+            except IndexError:
+                buf = self._new_buffer()
+            if buf.capacity.value < capacity:
+                # No message is longer than msgmax: a larger buffer is never filled further.
+                longest = min(capacity, _msgmax())
+                if buf.capacity.value < longest:
+                    pool.append(buf)
+                    buf = _MsgBuffer(longest)
+                    pool = []           # this one is not pooled
             try:
                 size = buf.size
-                size.value = capacity
-                buf.msgtyp.value = type
+                size.value = min(capacity, buf.capacity.value)
+                buf.msgtyp.value = buf.wanted = type
                 length = _msgrcv_fast(self._id, buf.ref, size, buf.msgtyp, flags)
                 if length < 0:
-                    length = self._retry(buf, size, type, flags)
+                    length = self._retry(buf, capacity, type, flags)
                 dest[:length] = buf.view[_MTEXT:_MTEXT + length]
                 return length, buf.mtype.value
             finally:
-                if pooled:
-                    pool.append(buf)
+                pool.append(buf)
         finally:
             dest.release()
 
@@ -2318,9 +2786,8 @@ class MessageQueue(_Permissions):
 
     @max_size.setter
     def max_size(self, value: int) -> None:
-        value = _index(value, "max_size")
-        if not 0 <= value <= _QBYTES_MAX:
-            raise ValueError("max_size must be between 0 and %d, not %d" % (_QBYTES_MAX, value))
+        # The kernel keeps 32 bits of it (2**32 would read back 0, and every send then fail).
+        value = _c_range(value, "max_size", 0, min(_QBYTES_MAX, 2 ** 32 - 1))
         _set("msg", self._id, "qbytes", value)
         self._send_limit = -1
 

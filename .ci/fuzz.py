@@ -172,9 +172,9 @@ def values_for(target):
 
 # --- fixtures: what each case starts with -------------------------------------------------------
 def free_address(length):
-    m = mmap.mmap(-1, length + sysvshm.PAGE_SIZE * 16)
-    address = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    del m
+    m = mmap.mmap(-1, length + 0x10000)
+    address = sysvshm._address_of(m)
+    m.close()                  # now (PyPy would unmap it only at its next collection)
     return (address + 0xFFFF) & ~0xFFFF
 
 

@@ -354,6 +354,12 @@ def section_pair(stack, c_lib, c_skip):
                                                              {"lock": lock}))
     except (ImportError, OSError, ValueError) as exc:
         s.add("multiprocessing.Lock (futex)", skip=str(exc))
+    floor = _Floor()
+    p, p_ref = floor.ops((0, -1, 0))
+    v, v_ref = floor.ops((0, 1, 0))
+    s.add("ctypes floor: semop + semop", compiled_timer(
+        "semop(i, p, 1); semop(i, v, 1)", {"semop": floor.semop, "i": sem.id, "p": p_ref,
+                                           "v": v_ref}))
     if c_lib is not None:
         csem = sysvshm.Semaphore(None, sysvshm.IPC_CREX, initial_value=1)
         stack.callback(csem.remove)
@@ -688,6 +694,10 @@ def section_queue(stack, c_lib, c_skip):
             s.add("C msgsnd+msgrcv", skip=c_skip)
     else:
         s.add("sysv_ipc MessageQueue", skip="sysv_ipc not installed", ref=True)
+    fq = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(fq.remove)
+    ns = _Floor().queue_namespace(message)
+    s.add(FLOOR_QUEUE, compiled_timer(FLOOR_QUEUE_STMT % ("q", "q"), dict(ns, q=fq.id)))
     import multiprocessing
     mq = multiprocessing.get_context("fork").Queue()
 
@@ -903,6 +913,186 @@ def section_channel(stack, size):
     return s
 
 
+# --- Where real programs spend their time (issue 13): tries, opening by key, op(), queues -------
+class _Floor(object):
+    """The least ctypes can do for the same system calls: prebound libc functions called with
+    prebuilt arguments, errno never read (every call here succeeds).  Undeclared functions on
+    CPython (each declared argument costs a from_param call); declared ones on PyPy, whose JIT
+    makes those the fast ones."""
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        cpython = platform.python_implementation() == "CPython"
+        c_int, c_void_p, c_size_t = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+        protos = {"semop": [c_int, c_void_p, c_size_t], "semget": [c_int, c_int, c_int],
+                  "msgget": [c_int, c_int], "msgsnd": [c_int, c_void_p, c_size_t, c_int],
+                  "msgrcv": [c_int, c_void_p, c_size_t, ctypes.c_long, c_int]}
+        for name, argtypes in protos.items():
+            func = libc[name]
+            if not cpython:
+                func.argtypes = argtypes
+            func.restype = ctypes.c_ssize_t if name == "msgrcv" else c_int
+            setattr(self, name, func)
+
+        class sembuf(ctypes.Structure):
+            _fields_ = [("num", ctypes.c_ushort), ("op", ctypes.c_short),
+                        ("flg", ctypes.c_short)]
+        self.sembuf = sembuf
+
+    def queue_namespace(self, message):
+        """The names of FLOOR_QUEUE_STMT: a prebuilt msgbuf (type 1) to copy the message into,
+        another to receive into - the work any send and receive of a message does: copy it in,
+        msgsnd, msgrcv, take the text out as bytes."""
+        word = ctypes.sizeof(ctypes.c_long)
+        out_buf = ctypes.create_string_buffer(word + len(message))
+        ctypes.c_long.from_buffer(out_buf).value = 1
+        in_buf = ctypes.create_string_buffer(word + 2048)
+        return {"snd": self.msgsnd, "rcv": self.msgrcv, "o": ctypes.byref(out_buf),
+                "i": ctypes.byref(in_buf), "m": message, "size": len(message),
+                "ot": memoryview(out_buf).cast("B")[word:],
+                "it": memoryview(in_buf).cast("B")[word:]}
+
+    def ops(self, *triples):
+        array = (self.sembuf * len(triples))(*[self.sembuf(*t) for t in triples])
+        return array, ctypes.byref(array)
+
+
+def _new_sem(stack, module, value=0):
+    sem = module.Semaphore(None, module.IPC_CREX, initial_value=value)
+    stack.callback(sem.remove)
+    return sem
+
+
+FLOOR_QUEUE = "ctypes floor: copy in, msgsnd, msgrcv, bytes out"
+FLOOR_QUEUE_STMT = ("ot[:size] = m; snd(%s, o, size, 0); n = rcv(%s, i, 2048, 0, 0); "
+                    "it[:n].tobytes()")
+
+
+def sections_hot(stack):
+    """Try-lock, open by key, open+try+release, op() on two members: sysvshm, sysv_ipc and the
+    ctypes floor of the same system calls, side by side."""
+    floor = _Floor()
+    NOWAIT = sysvshm.IPC_NOWAIT
+    tries = Section("trylock", "try-lock: acquire(0) + release(), value 1 (one process)")
+    opens = Section("open", "open an existing object by key")
+    opentry = Section("opentry", "open a semaphore by key + acquire(0) + release()")
+    op2 = Section("op2", "op() on two members: take both, give both back (two semop calls)")
+
+    sem = _new_sem(stack, sysvshm, 1)
+    tries.add("sysvshm Semaphore", compiled_timer("s.acquire(0); s.release()", {"s": sem}))
+    blocking = sysvshm.Semaphore(sem.key)
+    blocking.block = False
+    tries.add("sysvshm Semaphore, block=False", compiled_timer("s.acquire(); s.release()",
+                                                               {"s": blocking}))
+    tries.add("sysvshm acquire(timeout=5) whose first try succeeds",
+              compiled_timer("s.acquire(5.0); s.release()", {"s": sem}))
+    p, p_ref = floor.ops((0, -1, NOWAIT))
+    v, v_ref = floor.ops((0, 1, 0))
+    tries.add("ctypes floor: semop(IPC_NOWAIT) + semop", compiled_timer(
+        "semop(i, p, 1); semop(i, v, 1)", {"semop": floor.semop, "i": sem.id, "p": p_ref,
+                                           "v": v_ref}))
+    semset = sysvshm.SemaphoreSet(None, 2, sysvshm.IPC_CREX, initial_values=[1, 1])
+    stack.callback(semset.remove)
+    mq = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(mq.remove)
+    opens.add("sysvshm Semaphore(key)", compiled_timer("S(k)", {"S": sysvshm.Semaphore,
+                                                                "k": sem.key}))
+    opens.add("sysvshm SemaphoreSet(key)", compiled_timer("S(k)", {"S": sysvshm.SemaphoreSet,
+                                                                   "k": semset.key}))
+    opens.add("sysvshm MessageQueue(key)", compiled_timer("Q(k)", {"Q": sysvshm.MessageQueue,
+                                                                   "k": mq.key}))
+    opens.add("ctypes floor: semget(key, 1, 0)", compiled_timer(
+        "semget(k, 1, 0)", {"semget": floor.semget, "k": sem.key}))
+    opens.add("ctypes floor: msgget(key, 0)", compiled_timer(
+        "msgget(k, 0)", {"msgget": floor.msgget, "k": mq.key}))
+    opentry.add("sysvshm", compiled_timer("s = S(k); s.acquire(0); s.release()",
+                                          {"S": sysvshm.Semaphore, "k": sem.key}))
+    opentry.add("ctypes floor: semget + 2 semop", compiled_timer(
+        "i = semget(k, 1, 0); semop(i, p, 1); semop(i, v, 1)",
+        {"semget": floor.semget, "semop": floor.semop, "k": sem.key, "p": p_ref, "v": v_ref}))
+    take, give = [(0, -1), (1, -1)], [(0, 1), (1, 1)]
+    op2.add("sysvshm op(take); op(give)", compiled_timer(
+        "s.op(take); s.op(give)", {"s": semset, "take": take, "give": give}))
+    op2.add("sysvshm two members: acquire x2, release x2 (not atomic)", compiled_timer(
+        "a.acquire(); b.acquire(); a.release(); b.release()", {"a": semset[0], "b": semset[1]}))
+    tk, tk_ref = floor.ops((0, -1, 0), (1, -1, 0))
+    gv, gv_ref = floor.ops((0, 1, 0), (1, 1, 0))
+    op2.add("ctypes floor: 2 semop of 2 operations", compiled_timer(
+        "semop(i, t, 2); semop(i, g, 2)", {"semop": floor.semop, "i": semset.id, "t": tk_ref,
+                                           "g": gv_ref}))
+    if sysv_ipc is not None:
+        other = _new_sem(stack, sysv_ipc, 1)
+        tries.add("sysv_ipc Semaphore", compiled_timer("s.acquire(0); s.release()",
+                                                       {"s": other}), ref=True)
+        other_q = sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)
+        stack.callback(other_q.remove)
+        opens.add("sysv_ipc Semaphore(key)", compiled_timer(
+            "S(k)", {"S": sysv_ipc.Semaphore, "k": other.key}), ref=True)
+        opens.add("sysv_ipc MessageQueue(key)", compiled_timer(
+            "Q(k)", {"Q": sysv_ipc.MessageQueue, "k": other_q.key}))
+        opentry.add("sysv_ipc", compiled_timer("s = S(k); s.acquire(0); s.release()",
+                                               {"S": sysv_ipc.Semaphore, "k": other.key}),
+                    ref=True)
+        a, b = _new_sem(stack, sysv_ipc, 1), _new_sem(stack, sysv_ipc, 1)
+        op2.add("sysv_ipc two Semaphores: acquire x2, release x2 (no sets in sysv_ipc)",
+                compiled_timer("a.acquire(); b.acquire(); a.release(); b.release()",
+                               {"a": a, "b": b}), ref=True)
+    else:
+        for s in (tries, opens, opentry, op2):
+            s.add("sysv_ipc", skip="sysv_ipc not installed", ref=True)
+    return [tries, opens, opentry, op2]
+
+
+def section_queue_pingpong(stack, c_lib, c_skip):
+    """A 64-byte message there and back between two processes (two queues), on two CPUs."""
+    s = Section("queue2", "message queue round trip, 64 bytes, two processes on two CPUs")
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        s.add("sysvshm MessageQueue", skip="needs two CPUs and os.sched_setaffinity")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    warm = PINGPONG_WARMUP
+    message = b"m" * 64
+
+    def queue_row(label, module, ref=False):
+        there = module.MessageQueue(None, module.IPC_CREX)
+        stack.callback(there.remove)
+        back = module.MessageQueue(None, module.IPC_CREX)
+        stack.callback(back.remove)
+        parent_loop = compiled_timer("a.send(m); b.receive()", {"a": there, "b": back,
+                                                                "m": message},
+                                     setup="for _ in range(%d): a.send(m); b.receive()" % warm)
+
+        def child_loop(n):
+            for _ in range(warm + n):
+                back.send(there.receive()[0])
+        s.add(label, lambda n: forked(lambda: parent_loop(n), lambda: child_loop(n), cpus),
+              ref=ref)
+    queue_row("sysvshm MessageQueue", sysvshm)
+    if sysv_ipc is not None:
+        queue_row("sysv_ipc MessageQueue", sysv_ipc, ref=True)
+    else:
+        s.add("sysv_ipc MessageQueue", skip="sysv_ipc not installed", ref=True)
+    there = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(there.remove)
+    back = sysvshm.MessageQueue(None, sysvshm.IPC_CREX)
+    stack.callback(back.remove)
+    ns = dict(_Floor().queue_namespace(message), a=there.id, b=back.id)
+    parent_loop = compiled_timer(FLOOR_QUEUE_STMT % ("a", "b"), ns,
+                                 setup="for _ in range(%d): %s" % (warm, FLOOR_QUEUE_STMT
+                                                                    % ("a", "b")))
+    child_ns = dict(_Floor().queue_namespace(message), a=there.id, b=back.id)
+    child_loop = compiled_timer(FLOOR_QUEUE_STMT % ("b", "a"), child_ns)
+
+    def floor_child(n):
+        # The same statement with the queues swapped sends before it receives: one receive
+        # first and one send last make it receive-then-send, warm + n times.
+        child_ns["rcv"](there.id, child_ns["i"], 2048, 0, 0)
+        child_loop(warm + n - 1)
+        child_ns["snd"](back.id, child_ns["o"], len(message), 0)
+    s.add(FLOOR_QUEUE, lambda n: forked(lambda: parent_loop(n), lambda: floor_child(n), cpus))
+    return s
+
+
 def section_import():
     """Import time measured inside fresh interpreters (python -I -S: no site, so that .pth files
     of this machine cannot preload modules such as typing or re for one row and not the other)."""
@@ -1018,6 +1208,13 @@ TARGETS = [
     ("createfault", "sysvshm prefault() (MADV_POPULATE_WRITE)", "<=", 1.6,
      "... every page touched (prefault) <= 1.6x"),
     ("import", "import sysvshm", "<=", 1.0, "import <= import ctypes + 1 ms"),
+    # Where real programs spend their time (issue 13).
+    ("trylock", "sysvshm Semaphore", "<=", 2.0, "try-lock acquire(0)+release <= 2.0x"),
+    ("trylock", "sysvshm Semaphore, block=False", "<=", 2.0, "try-lock with block=False <= 2.0x"),
+    ("open", "sysvshm Semaphore(key)", "<=", 3.0, "open an existing semaphore <= 3x"),
+    ("opentry", "sysvshm", "<=", 2.5, "open + try + release <= 2.5x sysv_ipc"),
+    ("queue", "sysvshm MessageQueue", "<=", 1.5, "queue round trip, one process <= 1.5x"),
+    ("queue2", "sysvshm MessageQueue", "<=", 1.5, "queue round trip, two processes <= 1.5x"),
     ("channel1048576", "sysvshm Channel send/receive_into", ">=", 5.0,
      "Channel 1 MiB >= 5x multiprocessing.Queue"),
     ("channel1048576", "sysvshm Channel reserve/receive_view", ">=", 5.0,
@@ -1026,6 +1223,19 @@ TARGETS = [
      "Channel 64 B >= 3x multiprocessing.Queue"),
 ]
 
+# The ctypes floor of a row: the same system calls through a minimal ctypes call, measured in
+# the same run (target: within 1.25x of it).
+FLOOR_LIMIT = 1.25
+TARGET_FLOOR = {("pair", "sysvshm Semaphore"): "ctypes floor: semop + semop",
+                ("pair", "sysvshm SemaphoreSet member"): "ctypes floor: semop + semop",
+                ("trylock", "sysvshm Semaphore"): "ctypes floor: semop(IPC_NOWAIT) + semop",
+                ("trylock", "sysvshm Semaphore, block=False"):
+                    "ctypes floor: semop(IPC_NOWAIT) + semop",
+                ("open", "sysvshm Semaphore(key)"): "ctypes floor: semget(key, 1, 0)",
+                ("opentry", "sysvshm"): "ctypes floor: semget + 2 semop",
+                ("queue", "sysvshm MessageQueue"): FLOOR_QUEUE,
+                ("queue2", "sysvshm MessageQueue"): FLOOR_QUEUE}
+
 # The reference each target is measured against: (section key, row label).
 TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphore",
                     "pingpong1": "sysv_ipc Semaphore", "read64": "sysv_ipc read(64, o)",
@@ -1033,7 +1243,9 @@ TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphor
                     "copyout": "C memcpy",
                     "create": "sysv_ipc SharedMemory(IPC_PRIVATE, IPC_CREAT)",
                     "createfault": "sysv_ipc IPC_CREX, init_character fill",
-                    "import": "import ctypes",
+                    "import": "import ctypes", "trylock": "sysv_ipc Semaphore",
+                    "open": "sysv_ipc Semaphore(key)", "opentry": "sysv_ipc",
+                    "queue": "sysv_ipc MessageQueue", "queue2": "sysv_ipc MessageQueue",
                     "channel1048576": "multiprocessing.Queue put/get",
                     "channel64": "multiprocessing.Queue put/get"}
 
@@ -1052,13 +1264,20 @@ def render_targets(sections):
         value = s.ratio(row, reference)
         met = value <= limit if op == "<=" else value >= limit
         shown = "%+.2f ms" % value if s.mode == "delta" else "%.2fx" % value
-        lines.append("  %-48s %10s  %s" % (text, shown, "met" if met else "NOT MET"))
+        floor_label = TARGET_FLOOR.get((key, label))
+        floor = s.find(floor_label) if floor_label else None
+        extra = ""
+        if floor is not None:
+            to_floor = s.ratio(row, floor)
+            extra = "   %.2fx its ctypes floor (<= %.2fx: %s)" % (
+                to_floor, FLOOR_LIMIT, "met" if to_floor <= FLOOR_LIMIT else "NOT MET")
+        lines.append("  %-48s %10s  %-7s%s" % (text, shown, "met" if met else "NOT MET", extra))
     return "\n".join(lines)
 
 
 # --- Main ----------------------------------------------------------------------------------------
-SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "channel",
-                "import")
+SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "hot", "queue2",
+                "channel", "import")
 
 
 def main(argv=None):
@@ -1108,6 +1327,11 @@ def main(argv=None):
                 run(faulted, 1 / scale, 15)
             if "queue" in only:
                 run(section_queue(stack, c_lib, c_skip), 20000, 9)
+            if "hot" in only:
+                for s in sections_hot(stack):
+                    run(s, 50000, 9)
+            if "queue2" in only:
+                run(section_queue_pingpong(stack, c_lib, c_skip), 5000, 15)
             if "channel" in only:
                 for size, count in CHANNEL_SIZES:
                     run(section_channel(stack, size), count, 7)
