@@ -572,19 +572,23 @@ _ASYNC_SIGNALS = frozenset(  # (32 and 33 are glibc's own: valid_signals() leave
     if hasattr(_signal, name))
 
 
+# The C function: signal's wrapper turns every signal of the old mask into an enum (60 us).
+_sigmask = getattr(__import__("_signal"), "pthread_sigmask", _signal.pthread_sigmask)
+
+
 def _signal_mask() -> "Any":
     """The thread's signal mask, to restore after _defer_signals() (asking may run a handler
     that was already due: before anything is created)."""
-    return _signal.pthread_sigmask(_signal.SIG_BLOCK, ())
+    return _sigmask(_signal.SIG_BLOCK, ())
 
 
 def _defer_signals() -> None:
-    _signal.pthread_sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    _sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
 
 
 def _restore_signals(mask: "Any") -> None:
     """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise)."""
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+    _sigmask(_signal.SIG_SETMASK, mask)
 
 
 def _random_key() -> int:
@@ -883,7 +887,9 @@ def _follows_pointers(ctype: "Any") -> bool:
     if cached is not None:
         return not cached
     try:
-        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1)))
+        # Zeros beyond sizeof() too: PyPy 8 computes sizeof() from a changed _type_, while
+        # reads keep the layout the class was made with.
+        probe = ctype.from_buffer(bytearray(max(ctypes.sizeof(ctype), 1) + 512))
         follows = _reads_pointer(probe, 0)
     except Exception:        # anything odd about the type: refuse it
         follows = True

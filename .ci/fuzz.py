@@ -184,7 +184,13 @@ def fixture(kind):
         return sysvshm.SharedMemory(None, IPC_CREX, size=8192, init_character=b"A")
     if kind == "shm_explicit":
         mem = sysvshm.SharedMemory(None, IPC_CREX, size=8192, init_character=b"A")
-        mem.attach(free_address(8192))
+        for attempt in range(5):    # the interpreter may map something there meanwhile
+            try:
+                mem.attach(free_address(8192))
+                return mem
+            except sysvshm.Error:
+                if attempt == 4:
+                    raise
         return mem
     if kind == "shm_ro":
         made = sysvshm.SharedMemory(None, IPC_CREX, size=8192, init_character=b"A")
