@@ -27,6 +27,7 @@ Drop-in for the ``sysv_ipc`` C extension: same names, signatures and documented 
 minus its defects (see README.md).  Linux only; the struct layouts are declared per ABI below.
 """
 
+import contextlib
 import ctypes
 import errno as _errno
 import itertools
@@ -76,6 +77,7 @@ __all__ = [
     "MessageTooLongError", "SharedMemory", "Semaphore", "SemaphoreSet", "SemaphoreMember",
     "attach", "ftok", "remove_semaphore", "remove_shared_memory",
     "MSG_NOERROR", "MSG_EXCEPT", "MessageQueue", "remove_message_queue",
+    "Channel", "ChannelClosedError", "ChannelLayoutError",
 ]
 
 if not sys.platform.startswith("linux"):
@@ -3003,6 +3005,674 @@ def ftok(path: str, id: int, silence_warning: bool = False) -> int:
     return int(key)
 
 
+# --- Channel: a message channel over one segment and one semaphore set ---------------------------
+# The layout and the protocol are published in examples/sysvshm_channel.h; every step below is
+# named after that file's, which C and Go peers follow too.
+_CH_MAGIC = 0x48435653
+_CH_VERSION = 1
+_CH_HEADER = 128
+_CH_SLOT_HEADER = 64
+_CH_MAX_SLOTS = 4096
+_CH_MAX_SLOT_SIZE = 2 ** 31 - 1
+_CH_POISON = 16384
+_CH_MUTEX, _CH_FREE, _CH_READY, _CH_DONE = 0, 1, 2, 3
+_CH_SLOT_FREE, _CH_WRITING, _CH_READY_STATE, _CH_READING = 0, 1, 2, 3
+_J_NONE, _J_COMMIT, _J_TAKE, _J_TAKE_FREE, _J_CLOSE = 0, 1, 2, 3, 4
+_CH_SPIN = 50          # IPC_NOWAIT tries before a blocking wait (see Channel._wait)
+_CH_OPEN_WAIT = 5.0     # seconds an opener waits for the creator to finish initialising
+
+
+class _ChHeader(ctypes.Structure):
+    _fields_ = [("magic", ctypes.c_uint32), ("version", ctypes.c_uint32),
+                ("header_size", ctypes.c_uint32), ("slots", ctypes.c_uint32),
+                ("slot_size", ctypes.c_uint32), ("slot_stride", ctypes.c_uint32),
+                ("order_offset", ctypes.c_uint32), ("slots_offset", ctypes.c_uint32),
+                ("head", ctypes.c_uint64), ("tail", ctypes.c_uint64),
+                ("closed", ctypes.c_uint32), ("j_op", ctypes.c_uint32),
+                ("j_done", ctypes.c_uint32), ("j_slot", ctypes.c_uint32),
+                ("j_counter", ctypes.c_uint64), ("j_pid", ctypes.c_int32),
+                ("reserved0", ctypes.c_uint32), ("sent", ctypes.c_uint64),
+                ("received", ctypes.c_uint64), ("reclaimed", ctypes.c_uint64),
+                ("reserved", ctypes.c_uint8 * 24)]
+
+
+class _ChSlot(ctypes.Structure):
+    _fields_ = [("state", ctypes.c_uint32), ("pid", ctypes.c_int32), ("length", ctypes.c_uint32),
+                ("reserved", ctypes.c_uint32 * 13)]
+
+
+def _ch_geometry(slots: int, slot_size: int) -> "Tuple[int, int, int]":
+    """(slots_offset, slot_stride, segment size) of a channel (sysvshm_channel.h)."""
+    slots_offset = _round_up(_CH_HEADER + 4 * slots, 64)
+    stride = _CH_SLOT_HEADER + _round_up(slot_size, 64)
+    return slots_offset, stride, slots_offset + slots * stride
+
+
+def _pid_alive(pid: int) -> bool:
+    """False once `pid` has exited (no such process, or a zombie): its SEM_UNDO has run."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat:
+            data = stat.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return data[data.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+class ChannelClosedError(Error, EOFError):
+    """The channel was closed: send()/reserve() refuse; receive*() raise it once drained."""
+
+
+class ChannelLayoutError(Error, ValueError):
+    """The segment or set at that key is not a channel of this version and geometry."""
+
+
+def _ch_error(cls: "Any", err: int, text: str, call: str) -> Error:
+    exc = cls(err, text)
+    exc.call = call
+    return exc  # type: ignore[no-any-return]
+
+
+class Channel(object):
+    """A many-producer, many-consumer FIFO of messages in one shared memory segment and one
+    semaphore set at the same key; C and Go programs join through examples/sysvshm_channel.h.
+
+    ``send``/``receive`` copy; ``reserve`` and ``receive_view`` work in place (zero-copy);
+    ``receive_into`` fills a caller's buffer.  No process death wedges the channel: a process
+    killed at any point costs at most the message it held.  ``close()`` ends the channel for
+    every producer; consumers drain what was sent, then get ChannelClosedError."""
+
+    _shm = None     # type: Optional[SharedMemory]
+    _semid = -1
+    _held = 0       # slots this object holds in reserve() / receive_view() blocks
+
+    def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
+                 slots: "Optional[int]" = None, slot_size: "Optional[int]" = None) -> None:
+        flags = _check_flags(flags, IPC_CREX, "Channel")
+        mode = _check_mode(mode)
+        want_slots = None if slots is None else _index(slots, "slots")
+        want_size = None if slot_size is None else _index(slot_size, "slot_size")
+        if want_slots is not None and not 1 <= want_slots <= _CH_MAX_SLOTS:
+            raise ValueError("slots must be between 1 and %d, not %d" % (_CH_MAX_SLOTS, want_slots))
+        if want_size is not None and not 1 <= want_size <= _CH_MAX_SLOT_SIZE:
+            raise ValueError("slot_size must be between 1 and %d, not %d"
+                             % (_CH_MAX_SLOT_SIZE, want_size))
+        if key is None and flags & IPC_CREX != IPC_CREX:
+            raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None and _key_t(key) == IPC_PRIVATE:
+            raise ValueError("a channel needs a key (IPC_PRIVATE objects cannot be opened by "
+                             "another program); key=None with IPC_CREX picks a random one")
+        if "sem" not in _checked:
+            _selfcheck("sem")
+        new_slots = 16 if want_slots is None else want_slots
+        new_size = 65536 if want_size is None else want_size
+        values = [0, new_slots, 0, 0]     # MUTEX held by the creator until the header is written
+        size = _ch_geometry(new_slots, new_size)[2]
+        creator = False
+        for _ in range(100):
+            if key is None:
+                ident, ckey = _create_at_random_key(lambda k: int(_semget(k, 4, IPC_CREX | mode)))
+                _check(ident, lambda: "semget(random key, 4, IPC_CREX)", gone=False)
+                creator = True
+            else:
+                ckey = _key_t(key)
+                ident = -1
+                if flags & IPC_CREAT:
+                    ident = _semget(ckey, 4, IPC_CREX | mode)
+                    creator = ident >= 0
+                    if not creator and (_get_errno() != _errno.EEXIST or flags & IPC_EXCL):
+                        _check(-1, lambda: "semget(key=%s, 4, %#o)" % (key, flags), gone=False)
+                if not creator:
+                    ident = _semget(ckey, 0, mode if flags & IPC_CREAT else 0)
+                    if ident < 0:
+                        if flags & IPC_CREAT and _get_errno() == _errno.ENOENT:
+                            continue    # removed between our two semget calls
+                        _check(-1, lambda: "semget(key=%s, 0, 0)" % (key,), gone=False)
+            if not creator:
+                self._semid = ident
+                self._key = key if key is not None else ckey
+                self._open(ckey, want_slots, want_size)
+                return
+            _initialise_new(ident, values)
+            try:
+                shm = SharedMemory(ckey, IPC_CREX, mode, size, init_character=None)
+            except ExistsError:
+                _semctl(ident, 0, _IPC_RMID)
+                if key is None:
+                    continue    # the segment key is taken: another random key
+                raise _ch_error(ExistsError, _errno.EEXIST, "a segment exists at this key but "
+                                "no channel semaphore set", "Channel(key=%s)" % _fmt_key(ckey)
+                                ) from None
+            except BaseException:
+                _semctl(ident, 0, _IPC_RMID)
+                raise
+            try:
+                self._semid, self._key = ident, (key if key is not None else ckey)
+                self._bind(shm, new_slots, new_size)
+                h = self._h
+                h.version, h.header_size, h.slots, h.slot_size = (_CH_VERSION, _CH_HEADER,
+                                                                  new_slots, new_size)
+                h.order_offset = _CH_HEADER
+                h.slots_offset, h.slot_stride = _ch_geometry(new_slots, new_size)[:2]
+                h.magic = _CH_MAGIC
+                self._final(self._op_unlock_plain)
+            except BaseException:
+                self._drop()
+                _shmctl(shm.id, _IPC_RMID, None)
+                _semctl(ident, 0, _IPC_RMID)
+                raise
+            return
+        raise _error(_errno.EAGAIN, "Channel(key=%r): the key kept changing hands" % (key,))
+
+    # -- opening and layout ---------------------------------------------------------------------
+    def _open(self, ckey: int, want_slots: "Optional[int]", want_size: "Optional[int]") -> None:
+        """Open an existing channel: wait for its creator (MUTEX), check the layout."""
+        call = "Channel(key=%s)" % _fmt_key(ckey)
+        nsems = _stat("sem", self._semid)["nsems"]
+        if nsems != 4:
+            raise _ch_error(ChannelLayoutError, _errno.EINVAL, "the semaphore set at this key has "
+                            "%d semaphores, a channel's has 4" % nsems, call)
+        self._make_ops()
+        try:
+            _semop_wait(self._semid, self._op_lock, 1, _CH_OPEN_WAIT * (1 + 0 * nsems),
+                        lambda: call + ": semop(MUTEX)")
+        except TimedOutError:
+            raise _ch_error(ChannelLayoutError, _errno.ETIMEDOUT, "the channel's creator did not "
+                            "finish initialising it (died?); remove it with ipcrm", call) from None
+        try:
+            shm = SharedMemory(ckey)
+            try:
+                self._check_layout(shm, want_slots, want_size, call)
+            except BaseException:
+                shm.detach()
+                raise
+            h = _ChHeader.from_buffer_copy(shm.buf[:_CH_HEADER])
+            self._bind(shm, h.slots, h.slot_size)
+            self._settle()
+        finally:
+            self._final(self._op_unlock)
+
+    @staticmethod
+    def _check_layout(shm: SharedMemory, want_slots: "Optional[int]",
+                      want_size: "Optional[int]", call: str) -> None:
+        def refuse(text: str) -> None:
+            raise _ch_error(ChannelLayoutError, _errno.EINVAL, text, call)
+        if shm.size < _CH_HEADER:
+            refuse("the segment (%d bytes) is too small for a channel header" % shm.size)
+        h = _ChHeader.from_buffer_copy(shm.buf[:_CH_HEADER])
+        if h.magic != _CH_MAGIC:
+            refuse("not a channel: magic %#010x, expected %#010x" % (h.magic, _CH_MAGIC))
+        if h.version != _CH_VERSION:
+            refuse("channel layout version %d, this module reads version %d"
+                   % (h.version, _CH_VERSION))
+        if not 1 <= h.slots <= _CH_MAX_SLOTS or not 1 <= h.slot_size <= _CH_MAX_SLOT_SIZE:
+            refuse("bad geometry: %d slots of %d bytes" % (h.slots, h.slot_size))
+        offset, stride, size = _ch_geometry(h.slots, h.slot_size)
+        if (h.header_size, h.order_offset, h.slots_offset, h.slot_stride) != (
+                _CH_HEADER, _CH_HEADER, offset, stride):
+            refuse("bad geometry: header_size %d, order_offset %d, slots_offset %d, slot_stride "
+                   "%d" % (h.header_size, h.order_offset, h.slots_offset, h.slot_stride))
+        if shm.size < size:
+            refuse("the segment (%d bytes) is smaller than %d slots of %d bytes need (%d)"
+                   % (shm.size, h.slots, h.slot_size, size))
+        if want_slots is not None and want_slots != h.slots or \
+                want_size is not None and want_size != h.slot_size:
+            refuse("the channel has %d slots of %d bytes; asked for %s" % (
+                h.slots, h.slot_size, ", ".join("%s=%d" % (name, value) for name, value in
+                                                (("slots", want_slots), ("slot_size", want_size))
+                                                if value is not None)))
+
+    def _make_ops(self) -> None:
+        def ops(*triples: "Tuple[int, int, int]") -> "Any":
+            return (_sembuf * len(triples))(*(_sembuf(*t) for t in triples))
+        U, P = SEM_UNDO, _CH_POISON
+        self._op_lock = ops((_CH_MUTEX, -1, U))
+        N = U | IPC_NOWAIT
+        self._op_lock_try = ops((_CH_MUTEX, -1, N))
+        self._op_free_lock_try = ops((_CH_FREE, -1, N), (_CH_MUTEX, -1, N))
+        self._op_ready_lock_try = ops((_CH_READY, -1, N), (_CH_MUTEX, -1, N))
+        self._op_unlock = ops((_CH_MUTEX, 1, U))
+        self._op_unlock_plain = ops((_CH_MUTEX, 1, 0))
+        self._op_free_lock = ops((_CH_FREE, -1, U), (_CH_MUTEX, -1, U))
+        self._op_free_unlock = ops((_CH_FREE, 1, U), (_CH_MUTEX, 1, U))
+        self._op_ready_lock = ops((_CH_READY, -1, U), (_CH_MUTEX, -1, U))
+        self._op_ready_unlock = ops((_CH_READY, 1, U), (_CH_MUTEX, 1, U))
+        self._op_done_down = ops((_CH_DONE, -1, IPC_NOWAIT))
+        self._op_commit = ops((_CH_FREE, 1, U), (_CH_FREE, -1, 0), (_CH_READY, 1, 0),
+                              (_CH_DONE, 1, 0), (_CH_MUTEX, 1, U))
+        self._op_take_free = ops((_CH_READY, 1, U), (_CH_READY, -1, 0), (_CH_FREE, 1, 0),
+                                 (_CH_DONE, 1, 0), (_CH_MUTEX, 1, U))
+        self._op_take = ops((_CH_READY, 1, U), (_CH_READY, -1, 0), (_CH_FREE, 1, 0),
+                            (_CH_FREE, -1, U), (_CH_DONE, 1, 0), (_CH_MUTEX, 1, U))
+        self._op_close = ops((_CH_FREE, P, 0), (_CH_READY, P, 0), (_CH_DONE, 1, 0),
+                             (_CH_MUTEX, 1, U))
+
+    def _bind(self, shm: SharedMemory, slots: int, slot_size: int) -> None:
+        self._shm = shm
+        self._slots_n, self._slot_size = slots, slot_size
+        offset, stride, _ = _ch_geometry(slots, slot_size)
+        self._h = shm.as_ctypes(_ChHeader)
+        self._order = shm.as_ctypes(ctypes.c_uint32 * slots, _CH_HEADER)
+        self._slot = [shm.as_ctypes(_ChSlot, offset + i * stride) for i in range(slots)]
+        self._payload = [offset + i * stride + _CH_SLOT_HEADER for i in range(slots)]
+        self._buf = shm.buf
+        if not hasattr(self, "_op_lock"):
+            self._make_ops()
+
+    def _drop(self) -> None:
+        """Forget our views of the segment (so that it can be detached)."""
+        for name in ("_h", "_order", "_slot", "_buf"):
+            self.__dict__.pop(name, None)
+
+    # -- the protocol's building blocks (sysvshm_channel.h) -------------------------------------
+    def _describe(self, what: str) -> "Callable[[], str]":
+        return lambda: "Channel(key=%s).%s" % (_fmt_key(_key_t(self._key)), what)
+
+    def _final(self, ops: "Any") -> None:
+        """A semop that never blocks (the protocol's "final" ones)."""
+        if _semop_fast(self._semid, ctypes.byref(ops), len(ops)) != 0:
+            err = _get_errno()
+            raise _error(err, "semop(id=%d, %d operations)" % (self._semid, len(ops)),
+                         RemovedError if err in (_errno.EINVAL, _errno.EIDRM) else None)
+
+    def _wait(self, ops: "Any", tries: "Any", timeout: "Optional[float]", what: str) -> None:
+        """A blocking semop, tried a few times with IPC_NOWAIT first: MUTEX is held for
+        microseconds, and sleeping on it costs a wake-up (tens of microseconds, more on a busy
+        machine) - the adaptive mutex's reasoning."""
+        if timeout != 0:
+            ref, n = ctypes.byref(tries), len(tries)
+            for _ in range(_CH_SPIN):
+                if _semop_fast(self._semid, ref, n) == 0:
+                    return
+        _semop_wait(self._semid, ops, len(ops), timeout, self._describe(what))
+
+    def _lock(self) -> None:
+        self._wait(self._op_lock, self._op_lock_try, None, "lock")
+
+    def _settle(self) -> None:
+        """Finish or roll back the previous MUTEX holder's journal (SETTLE)."""
+        h = self._h
+        if h.j_op == _J_NONE:
+            return
+        v = _check(_semctl(self._semid, _CH_DONE, _GETVAL),
+                   lambda: "semctl(id=%d, DONE, GETVAL)" % self._semid)
+        if not h.j_done:
+            if v == 0:
+                self._rollback()
+                h.j_op = _J_NONE
+                return
+            h.j_done = 1
+        if v:
+            self._final(self._op_done_down)
+        h.j_op = _J_NONE
+
+    def _rollback(self) -> None:
+        h = self._h
+        op, slot = h.j_op, self._slot[h.j_slot % self._slots_n]
+        if op == _J_COMMIT:
+            h.head = h.j_counter
+            slot.pid = 0
+            slot.state = _CH_SLOT_FREE
+        elif op in (_J_TAKE, _J_TAKE_FREE):
+            h.tail = h.j_counter
+            slot.state = _CH_READY_STATE
+        elif op == _J_CLOSE:
+            h.closed = 0
+
+    def _journal(self, op: int, slot: int, counter: int) -> None:
+        h = self._h
+        h.j_done = 0
+        h.j_slot = slot
+        h.j_counter = counter
+        h.j_pid = os.getpid()
+        h.j_op = op
+
+    def _journal_pending(self, op: int, counter: int) -> bool:
+        """After an exception: is our journal still open (its final semop not run)?"""
+        h = self._h
+        return (h.j_op == op and h.j_counter == counter and h.j_pid == os.getpid()
+                and not h.j_done and _semctl(self._semid, _CH_DONE, _GETVAL) == 0)
+
+    def _journaled(self, op: int, slot: int, counter: int, body: "Callable[[], None]",
+                   final: "Any", give_back: "Any") -> None:
+        """JOURNAL, the memory steps (body), the final semop; rolled back on an exception."""
+        self._journal(op, slot, counter)
+        try:
+            body()
+            self._final(final)
+        except BaseException:
+            if self._journal_pending(op, counter):
+                self._rollback()
+                self._h.j_op = _J_NONE
+                self._final(give_back)
+            raise
+
+    def _find(self) -> "Optional[int]":
+        for i, slot in enumerate(self._slot):
+            if slot.state == _CH_SLOT_FREE:
+                return i
+        return None
+
+    def _reclaim(self) -> None:
+        me = os.getpid()
+        for slot in self._slot:
+            if slot.state in (_CH_WRITING, _CH_READING) and slot.pid != me \
+                    and not _pid_alive(slot.pid):
+                slot.pid = 0
+                slot.state = _CH_SLOT_FREE
+                self._h.reclaimed += 1
+
+    def _closed_error(self, what: str) -> ChannelClosedError:
+        return _ch_error(ChannelClosedError, _errno.EPIPE, "the channel is closed",  # type: ignore
+                         self._describe(what)())
+
+    def _producer_slot(self, timeout: "Optional[float]", what: str) -> int:
+        """Take a FREE unit and MUTEX, SETTLE, FIND (RECLAIM): a slot index, MUTEX held."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - _monotonic())
+            self._wait(self._op_free_lock, self._op_free_lock_try, remaining, what)
+            try:
+                self._settle()
+                if self._h.closed:
+                    raise self._closed_error(what)
+                s = self._find()
+                if s is None:
+                    self._reclaim()
+                    s = self._find()
+            except BaseException:
+                self._final(self._op_free_unlock)
+                raise
+            if s is not None:
+                return s
+            # An owner exited (its undo ran) but is not yet a zombie: try again shortly.
+            self._final(self._op_free_unlock)
+            if deadline is not None and _monotonic() >= deadline:
+                raise _error(_errno.EAGAIN, self._describe(what)(), TimedOutError)
+            time.sleep(0.001)
+
+    def _consumer_slot(self, timeout: "Optional[float]", what: str) -> int:
+        """Take a READY unit and MUTEX, SETTLE: the next message's slot, MUTEX held."""
+        self._wait(self._op_ready_lock, self._op_ready_lock_try, _timeout(timeout), what)
+        try:
+            self._settle()
+            h = self._h
+            if h.tail == h.head:
+                if h.closed:
+                    raise self._closed_error(what)
+                raise _error(_errno.EPROTO, self._describe(what)() + ": a READY unit without a "
+                             "message (a peer broke the protocol)", InternalError)
+            return int(self._order[h.tail % self._slots_n]) % self._slots_n
+        except BaseException:
+            self._final(self._op_ready_unlock)
+            raise
+
+    def _check_length(self, n: int) -> None:
+        if n > self._slot_size:
+            raise _ch_error(MessageTooLongError, _errno.EMSGSIZE, "a message of %d bytes does not "
+                            "fit in a slot of %d bytes" % (n, self._slot_size),
+                            self._describe("send")())
+
+    # -- sending --------------------------------------------------------------------------------
+    def send(self, data: "Any", timeout: "Optional[float]" = None) -> None:
+        """Copy ``data`` (bytes-like) into a free slot and commit it (waits for a free slot at
+        most ``timeout`` seconds: None forever, 0 not at all).  MessageTooLongError (before
+        anything is taken) when it does not fit in a slot; ChannelClosedError once closed."""
+        if isinstance(data, str):
+            raise TypeError("send() needs bytes or a bytes-like object, not str (encode it)")
+        with memoryview(data) as view, view.cast("B") as flat:
+            n = flat.nbytes
+            self._check_length(n)
+            timeout = _timeout(timeout)
+            s = self._producer_slot(timeout, "send")
+            try:
+                start = self._payload[s]
+                self._buf[start:start + n] = flat
+                self._slot[s].length = n
+            except BaseException:
+                self._final(self._op_free_unlock)
+                raise
+            self._commit_locked(s)
+
+    def _commit_locked(self, s: int) -> None:
+        h, slot = self._h, self._slot[s]
+        head = int(h.head)
+
+        def body() -> None:
+            self._order[head % self._slots_n] = s
+            h.head = head + 1
+            slot.pid = 0
+            slot.state = _CH_READY_STATE
+            h.sent += 1
+        self._journaled(_J_COMMIT, s, head, body, self._op_commit, self._op_free_unlock)
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int, timeout: "Optional[float]" = None) -> "Iterator[memoryview]":
+        """``with ch.reserve(nbytes, timeout) as buf:`` - a free slot's first ``nbytes`` bytes to
+        fill in place; a clean exit commits them as one message, an exception abandons the slot
+        (and propagates).  The view must not be used after the block."""
+        n = _index(nbytes, "nbytes")
+        if n < 0:
+            raise ValueError("nbytes must be >= 0, not %d" % n)
+        self._check_length(n)
+        s = self._producer_slot(_timeout(timeout), "reserve")
+        slot = self._slot[s]
+        try:
+            slot.pid = os.getpid()
+            slot.state = _CH_WRITING
+        except BaseException:
+            slot.state = _CH_SLOT_FREE
+            self._final(self._op_free_unlock)
+            raise
+        self._final(self._op_unlock)
+        start = self._payload[s]
+        view = self._buf[start:start + n]
+        self._held += 1
+        try:
+            yield view
+        except BaseException:
+            self._held -= 1
+            self._lock()
+            self._settle()
+            slot.pid = 0
+            slot.state = _CH_SLOT_FREE
+            self._final(self._op_free_unlock)
+            raise
+        finally:
+            try:
+                view.release()
+            except BufferError:
+                pass    # the caller kept a view of it: it stays valid memory, never a crash
+        self._held -= 1
+        self._lock()
+        try:
+            self._settle()
+            closed = bool(self._h.closed)
+            if closed:
+                slot.pid = 0
+                slot.state = _CH_SLOT_FREE
+            else:
+                slot.length = n
+        except BaseException:
+            self._final(self._op_unlock)
+            raise
+        if closed:
+            self._final(self._op_free_unlock)
+            raise self._closed_error("reserve")
+        self._commit_locked(s)
+
+    # -- receiving ------------------------------------------------------------------------------
+    def _take_free_locked(self, s: int) -> None:
+        h, slot = self._h, self._slot[s]
+        tail = int(h.tail)
+
+        def body() -> None:
+            h.tail = tail + 1
+            slot.pid = 0
+            slot.state = _CH_SLOT_FREE
+            h.received += 1
+        self._journaled(_J_TAKE_FREE, s, tail, body, self._op_take_free, self._op_ready_unlock)
+
+    def receive(self, timeout: "Optional[float]" = None) -> bytes:
+        """The next message, copied out (waits at most ``timeout`` seconds: None forever, 0 not
+        at all: TimedOutError).  ChannelClosedError once the channel is closed and drained."""
+        s = self._consumer_slot(timeout, "receive")
+        try:
+            start = self._payload[s]
+            data = self._buf[start:start + self._slot[s].length].tobytes()
+        except BaseException:
+            self._final(self._op_ready_unlock)
+            raise
+        self._take_free_locked(s)
+        return data
+
+    def receive_into(self, buffer: "Any", timeout: "Optional[float]" = None) -> int:
+        """Copy the next message into the writable ``buffer``; returns its length.  A message
+        longer than the buffer stays first in the channel (MessageTooLongError)."""
+        with memoryview(buffer) as dest:
+            if dest.readonly:
+                raise TypeError("receive_into() needs a writable buffer")
+            with dest.cast("B") as flat:
+                s = self._consumer_slot(timeout, "receive_into")
+                try:
+                    n = int(self._slot[s].length)
+                    if n > flat.nbytes:
+                        raise _ch_error(MessageTooLongError, _errno.EMSGSIZE, "the message (%d "
+                                        "bytes) is longer than the buffer (%d bytes); it stays "
+                                        "queued" % (n, flat.nbytes),
+                                        self._describe("receive_into")())
+                    start = self._payload[s]
+                    flat[:n] = self._buf[start:start + n]
+                except BaseException:
+                    self._final(self._op_ready_unlock)
+                    raise
+                self._take_free_locked(s)
+                return n
+
+    @contextlib.contextmanager
+    def receive_view(self, timeout: "Optional[float]" = None) -> "Iterator[memoryview]":
+        """``with ch.receive_view(timeout) as view:`` - the next message in place (zero-copy);
+        the slot is freed when the block ends.  The view must not be used after the block: it
+        then shows whatever the slot holds next (never a crash)."""
+        s = self._consumer_slot(timeout, "receive_view")
+        h, slot = self._h, self._slot[s]
+        tail = int(h.tail)
+        n = slot.length
+
+        def body() -> None:
+            h.tail = tail + 1
+            slot.pid = os.getpid()
+            slot.state = _CH_READING
+            h.received += 1
+        self._journaled(_J_TAKE, s, tail, body, self._op_take, self._op_ready_unlock)
+        start = self._payload[s]
+        view = self._buf[start:start + n]
+        self._held += 1
+        try:
+            yield view
+        finally:
+            self._held -= 1
+            try:
+                view.release()
+            except BufferError:
+                pass
+            self._lock()
+            try:
+                self._settle()
+            finally:
+                slot.pid = 0
+                slot.state = _CH_SLOT_FREE
+                self._final(self._op_free_unlock)
+
+    # -- control --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """No more messages, for every producer (final): waiting and later send()/reserve()
+        raise ChannelClosedError; consumers receive what was sent, then ChannelClosedError."""
+        self._lock()
+        try:
+            self._settle()
+            already = bool(self._h.closed)
+        except BaseException:
+            self._final(self._op_unlock)
+            raise
+        if already:
+            self._final(self._op_unlock)
+            return
+        give_back = self._op_unlock
+        self._journaled(_J_CLOSE, 0, 0, lambda: setattr(self._h, "closed", 1), self._op_close,
+                        give_back)
+
+    def remove(self) -> None:
+        """Remove the semaphore set and the segment (IPC_RMID): waiters get an error; the
+        segment goes at its last detach."""
+        assert self._shm is not None
+        _check(_semctl(self._semid, 0, _IPC_RMID), lambda: "semctl(id=%d, IPC_RMID)" % self._semid)
+        self._shm.remove()
+
+    def detach(self) -> None:
+        """Detach the segment (the channel stays; views into it must be gone: BufferError,
+        and the channel stays usable)."""
+        if self._shm is not None:
+            shm = self._shm
+            if not shm.attached:
+                return
+            if self._held:
+                raise BufferError("cannot detach: this channel holds %d slot(s) in reserve() or "
+                                  "receive_view() blocks; leave them first" % self._held)
+            self._drop()
+            try:
+                shm.detach()
+            except BaseException:
+                if shm.attached:    # still attached (BufferError): views of our own again
+                    self._bind(shm, self._slots_n, self._slot_size)
+                raise
+
+    def __getattr__(self, name: str) -> "Any":
+        # Only reached for what is missing: the segment's views after detach().
+        if name in ("_h", "_order", "_slot", "_buf"):
+            exc = NotAttachedError(_errno.EINVAL, "not attached")
+            exc.call = "Channel(key=%s): detached" % _fmt_key(_key_t(self._key))
+            raise exc
+        raise AttributeError("'Channel' object has no attribute %r" % name)
+
+    def __reduce_ex__(self, protocol: "Any") -> "Any":
+        raise TypeError("a Channel cannot be copied or pickled; open it again: Channel(key)")
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc: "Any") -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        return "<Channel key=%s slots=%d slot_size=%d>" % (
+            _fmt_key(_key_t(self._key)), self._slots_n, self._slot_size)
+
+    key = _ReadOnly(lambda self: self._key, "The key of the segment and of the set.")
+    id = _ReadOnly(lambda self: self._shm.id, "The segment's id (shmid).")
+    semid = _ReadOnly(lambda self: self._semid, "The semaphore set's id (semid).")
+    slots = _ReadOnly(lambda self: self._slots_n, "The number of slots.")
+    slot_size = _ReadOnly(lambda self: self._slot_size, "The longest message, in bytes.")
+    closed = _ReadOnly(lambda self: bool(self._h.closed), "True once close() ran.")
+    pending = _ReadOnly(lambda self: int(self._h.head - self._h.tail),
+                        "Messages committed and not yet taken (a snapshot).")
+    waiting_producers = _ReadOnly(lambda self: _check(
+        _semctl(self._semid, _CH_FREE, _GETNCNT), lambda: "semctl(GETNCNT)"),
+        "Processes waiting for a free slot (GETNCNT of FREE).")
+    waiting_consumers = _ReadOnly(lambda self: _check(
+        _semctl(self._semid, _CH_READY, _GETNCNT), lambda: "semctl(GETNCNT)"),
+        "Processes waiting for a message (GETNCNT of READY).")
+
+
 # --- Command line --------------------------------------------------------------------------------
 def _demo() -> int:
     """The seed scenario end to end: program "A" (this process) creates a 32 MiB segment and a
@@ -3435,12 +4105,15 @@ def _cli_info(args: "Any") -> int:
             r["qbytes"] = 0
     if kind == "sem":
         elements = _cli_sem_elements(ident, r["nsems"])
+    channel = _cli_channel(kind, r) if kind in ("shm", "sem") else None
     if args.json:
         record = _cli_json_record(kind, r)
         if kind == "msg":
             record["qbytes"] = r["qbytes"]
         if kind == "sem":
             record["elements"] = elements
+        if channel is not None:
+            record["channel"] = channel
         _cli_print_json({_CLI_JSON_KIND[kind]: [record]})
         return 0
     mode = _cli_c_octal(r["mode"]), _cli_c_octal(r["mode"] & 0o777)
@@ -3472,8 +4145,49 @@ def _cli_info(args: "Any") -> int:
                  "send_time=%-26.24s" % _cli_when(r["stime"], False),
                  "rcv_time=%-26.24s" % _cli_when(r["rtime"], False),
                  "change_time=%-26.24s" % _cli_when(r["ctime"], False), ""]
+    if channel is not None:
+        lines[-1:] = ["sysvshm Channel (layout version %d): %d slots of %d bytes; %d pending; %s"
+                      % (channel["version"], channel["slots"], channel["slot_size"],
+                         channel["pending"], "closed" if channel["closed"] else "open"),
+                      "sent=%d\treceived=%d\treclaimed=%d\tfree slots=%d" % (
+                          channel["sent"], channel["received"], channel["reclaimed"],
+                          channel["free"]),
+                      "waiting producers=%d\twaiting consumers=%d\tsegment shmid=%d\t"
+                      "semaphore semid=%d" % (channel["waiting_producers"],
+                                              channel["waiting_consumers"], channel["shmid"],
+                                              channel["semid"]), ""]
     _cli_print(lines)
     return 0
+
+
+def _cli_channel(kind: str, r: "_CliRecord") -> "Optional[Dict[str, int]]":
+    """If `r` is a Channel's segment or set (a set of 4 and a segment with a channel header at
+    the same key), its geometry and counters; else None.  Reads the header through a read-only
+    attach (which updates the segment's shm_atime/lpid, as any reader's would)."""
+    ckey = r["key"]
+    if ckey == IPC_PRIVATE:
+        return None
+    semid = int(_semget(ckey, 0, 0)) if kind == "shm" else r["id"]
+    shmid = int(_shmget(ckey, 0, 0)) if kind == "sem" else r["id"]
+    if semid < 0 or shmid < 0:
+        return None
+    try:
+        if _stat("sem", semid)["nsems"] != 4 or _stat("shm", shmid)["size"] < _CH_HEADER:
+            return None
+        with attach(shmid, None, SHM_RDONLY) as shm:
+            h = _ChHeader.from_buffer_copy(shm.buf[:_CH_HEADER])
+        if h.magic != _CH_MAGIC:
+            return None
+        counts = [_semctl(semid, i, _GETNCNT) for i in (_CH_FREE, _CH_READY)]
+        free = _semctl(semid, _CH_FREE, _GETVAL)
+    except Error:
+        return None
+    return {"version": h.version, "slots": h.slots, "slot_size": h.slot_size,
+            "pending": h.head - h.tail, "closed": h.closed, "sent": h.sent,
+            "received": h.received, "reclaimed": h.reclaimed,
+            "free": max(0, free - (_CH_POISON if h.closed else 0)),
+            "waiting_producers": counts[0], "waiting_consumers": counts[1],
+            "shmid": shmid, "semid": semid}
 
 
 # -- rm: ipcrm ------------------------------------------------------------------------------------

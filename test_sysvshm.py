@@ -2475,18 +2475,18 @@ def elf_ident(path):
                                                       18)[0]
 
 
-def build_c_program(folder, name, text):
+def build_c_program(folder, name, text, flags=()):
     """Compile `text` into folder/name for this interpreter's architecture (raises SkipTest
-    where no such compiler is at hand); returns the command line that runs it."""
+    where no such compiler is at hand), with extra compiler `flags`; returns the command line
+    that runs it."""
     if not shutil.which(C_COMPILER[0]):
         raise unittest.SkipTest("no C compiler: %s not installed%s" % (
             C_COMPILER[0], " (SYSVSHM_CC)" if C_LINK else ""))
     source, program = os.path.join(folder, name + ".c"), os.path.join(folder, name)
     with open(source, "w") as f:
         f.write(text)
-    proc = subprocess.run(C_COMPILER + C_LINK + C_WARNINGS + ["-O2", "-DTIMEOUT=%d"
-                                                              % int(DEADLINE), "-o", program,
-                                                              source],
+    proc = subprocess.run(C_COMPILER + C_LINK + C_WARNINGS + list(flags)
+                          + ["-O2", "-DTIMEOUT=%d" % int(DEADLINE), "-o", program, source],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=120 * SCALE)
     if proc.returncode != 0:
@@ -2781,7 +2781,8 @@ class TestDocs(Base):
                 with open(os.path.join(HERE, "examples", name)) as f:
                     source = f.read()
                 try:
-                    cls.built["examples/" + name] = build_c_program(cls.tmp, name[:-2], source)
+                    cls.built["examples/" + name] = build_c_program(
+                        cls.tmp, name[:-2], source, ["-I", os.path.join(HERE, "examples")])
                 except unittest.SkipTest as exc:
                     cls.not_built["examples/" + name] = str(exc)
 
@@ -6026,6 +6027,884 @@ class TestBenchmarkScript(unittest.TestCase):
         self.assertNotIn("error:", out, out)
 
 
+# --- Channel (issue 12) ----------------------------------------------------------------------------
+CHANNEL_ROUNDS = int(os.environ.get("SYSVSHM_CHANNEL_ROUNDS", "100" if EMULATOR else "1000"))
+
+
+class TestChannel(Base):
+    """sysvshm.Channel: copy and in-place paths, limits, timeouts, close/drain, layout checks,
+    race-free creation, N x M processes, and SIGKILL at random points."""
+
+    def new_channel(self, slots=4, slot_size=100, key=None, flags=IPC_CREX):
+        ch = sysvshm.Channel(key, flags, slots=slots, slot_size=slot_size)
+        self.addCleanup(remove_quietly, sysvshm.remove_semaphore, ch.semid)
+        self.addCleanup(remove_quietly, sysvshm.remove_shared_memory, ch.id)
+        CREATED["sem"].add(ch.semid)
+        CREATED["shm"].add(ch.id)
+        return ch
+
+    def values(self, ch):
+        return sysvshm.SemaphoreSet(ch.key).values
+
+    def assertIdle(self, ch, pending=0):
+        """Nobody holds anything: after a lock/settle, MUTEX 1, FREE + READY == slots."""
+        ch._lock()
+        ch._settle()
+        ch._final(ch._op_unlock)
+        if pending is None:
+            pending = ch.pending
+        mutex, free, ready, done = self.values(ch)
+        self.assertEqual((mutex, free + ready, ready, done), (1, ch.slots, pending, 0))
+        self.assertEqual(ch.pending, pending)
+
+    def test_copy_and_in_place_paths(self):
+        ch = self.new_channel()
+        ch.send(b"one")
+        ch.send(bytearray(b"two"))
+        ch.send(memoryview(b"xthreex")[1:-1])
+        self.assertEqual(ch.pending, 3)
+        self.assertEqual([ch.receive(), ch.receive()], [b"one", b"two"])
+        buf = bytearray(10)
+        self.assertEqual(ch.receive_into(buf), 5)
+        self.assertEqual(buf[:5], b"three")
+        with ch.reserve(4) as out:
+            self.assertEqual(len(out), 4)
+            out[:] = b"\x01\x02\x03\x04"
+        with ch.receive_view() as view:
+            self.assertEqual(bytes(view), b"\x01\x02\x03\x04")
+        ch.send(b"")
+        self.assertEqual(ch.receive(), b"")
+        self.assertRaises(TypeError, ch.send, "text")
+        self.assertIdle(ch)
+
+    def test_zero_copy_is_the_segment(self):
+        ch = self.new_channel()
+        with ch.reserve(8) as out:
+            out[:] = b"inplace!"
+            raw = sysvshm.attach(ch.id)
+            self.addCleanup(raw.detach)
+            self.assertIn(b"inplace!", raw.read())
+        with ch.receive_view() as view:
+            raw.write(b"CHANGED!", raw.read().index(b"inplace!"))
+            self.assertEqual(bytes(view), b"CHANGED!")
+
+    @unittest.skipIf(numpy is None, "numpy is not installed")
+    def test_numpy_on_reserved_and_received(self):
+        ch = self.new_channel(slot_size=800)
+        with ch.reserve(800) as out:
+            numpy.frombuffer(out, dtype=numpy.float64)[:] = numpy.arange(100.0)
+        with ch.receive_view() as view:
+            self.assertEqual(numpy.frombuffer(view, dtype=numpy.float64).sum(), 4950.0)
+
+    def test_exception_abandons_a_reservation(self):
+        ch = self.new_channel(slots=1)
+        for _ in range(3):      # the one slot comes back each time
+            with self.assertRaises(KeyError):
+                with ch.reserve(5) as out:
+                    out[:] = b"lost!"
+                    raise KeyError
+        self.assertIdle(ch)
+        self.assertRaises(sysvshm.BusyError, ch.receive, 0)
+
+    def test_view_outliving_its_block_never_crashes(self):
+        ch = self.new_channel()
+        ch.send(b"first")
+        with ch.receive_view() as view:
+            kept = view[:]      # a slice of the view outlives it
+        ch.send(b"second")
+        self.assertEqual(len(bytes(kept)), 5)   # whatever the slot holds now: no crash
+        self.assertEqual(ch.receive(), b"second")
+
+    def test_too_large_refused_before_anything_is_taken(self):
+        ch = self.new_channel(slots=2, slot_size=100)
+        before = self.values(ch)
+        with self.assertRaises(sysvshm.MessageTooLongError):
+            ch.send(b"x" * 101)
+        with self.assertRaises(sysvshm.MessageTooLongError):
+            with ch.reserve(101):
+                pass
+        self.assertRaises(ValueError, ch.reserve(-1).__enter__)
+        self.assertEqual(self.values(ch), before)
+        ch.send(b"y" * 100)
+        with self.assertRaises(sysvshm.MessageTooLongError):
+            ch.receive_into(bytearray(99))
+        self.assertEqual(ch.pending, 1)          # it stays first
+        self.assertEqual(ch.receive(), b"y" * 100)
+
+    def test_timeouts(self):
+        ch = self.new_channel(slots=2)
+        for timeout in (0, 0.05):
+            with self.assertRaises(sysvshm.BusyError) as caught:
+                ch.receive(timeout)
+            self.assertIsInstance(caught.exception, TimeoutError)
+            with self.assertRaises(sysvshm.BusyError):
+                with ch.receive_view(timeout):
+                    pass
+        ch.send(b"a")
+        ch.send(b"b")
+        start = time.monotonic()
+        with self.assertRaises(TimeoutError):
+            ch.send(b"c", timeout=0.05)
+        self.assertGreaterEqual(time.monotonic() - start, 0.04)
+        with self.assertRaises(TimeoutError):
+            with ch.reserve(1, timeout=0):
+                pass
+        self.assertRaises(ValueError, ch.send, b"c", -1)
+        self.assertIdle(ch, pending=2)
+
+    def test_signal_handler_interrupts_and_ctrl_c_propagates(self):
+        ch = self.new_channel()
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+
+        def child():
+            os.close(r)
+            seen = []
+            signal.signal(signal.SIGUSR1, lambda *a: seen.append(1))
+            os.write(w, b"ready\n")
+            data = ch.receive(DEADLINE)          # EINTR is retried
+            if data != b"after" or not seen:
+                return 2
+            signal.signal(signal.SIGUSR2, lambda *a: 1 / 0)
+            os.write(w, b"again\n")
+            try:
+                ch.receive(DEADLINE)
+            except ZeroDivisionError:           # the handler's exception propagates
+                return 0
+            return 3
+        pid = self.fork(child)
+        os.close(w)
+        self.assertEqual(read_line(r), "ready\n")
+        while not ch.waiting_consumers:
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGUSR1)
+        ch.send(b"after")
+        self.assertEqual(read_line(r), "again\n")
+        while not ch.waiting_consumers:
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGUSR2)
+        self.assertChildOk(pid)
+        self.assertIdle(ch)
+
+    def test_close(self):
+        ch = self.new_channel(slots=4)
+        other = sysvshm.Channel(ch.key)
+        for i in range(3):
+            ch.send(b"%d" % i)
+        with self.assertRaises(sysvshm.ChannelClosedError):
+            with ch.reserve(1) as late:
+                late[:] = b"L"
+                other.close()
+        other.close()                           # idempotent
+        self.assertTrue(ch.closed)
+        self.assertRaises(sysvshm.ChannelClosedError, ch.send, b"x")
+        self.assertEqual([other.receive(0) for _ in range(3)], [b"0", b"1", b"2"])
+        for _ in range(3):
+            self.assertRaises(sysvshm.ChannelClosedError, other.receive, 0)
+            self.assertRaises(EOFError, other.receive_into, bytearray(10))
+        self.assertIsInstance(sysvshm.ChannelClosedError(1, "x"), EOFError)
+
+    def test_close_wakes_waiting_producers_and_consumers(self):
+        ch = self.new_channel(slots=1)
+        ch.send(b"full")
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+
+        def waiter(call):
+            def child():
+                os.close(r)
+                os.write(w, b"go\n")
+                try:
+                    call()
+                except sysvshm.ChannelClosedError:
+                    return 0
+                return 2
+            return child
+        producer = self.fork(waiter(lambda: ch.send(b"more", DEADLINE)))
+        self.assertEqual(read_line(r), "go\n")
+        while ch.waiting_producers < 1:
+            time.sleep(0.001)
+        self.assertEqual(ch.receive(0), b"full")
+        # now the producer's message goes in; take it, then wait with an empty channel
+        self.assertEqual(ch.receive(DEADLINE), b"more")
+        self.assertEqual(self.reap(producer), 2)
+        consumers = [self.fork(waiter(lambda: ch.receive(DEADLINE))) for _ in range(2)]
+        for _ in consumers:
+            self.assertEqual(read_line(r), "go\n")
+        os.close(w)
+        while ch.waiting_consumers < 2:
+            time.sleep(0.001)
+        ch.close()
+        for pid in consumers:
+            self.assertChildOk(pid)
+
+    def test_open_by_key_reads_the_geometry(self):
+        key = random_key()
+        ch = self.new_channel(slots=7, slot_size=333, key=key)
+        other = sysvshm.Channel(key)
+        self.assertEqual((other.slots, other.slot_size, other.id, other.semid),
+                         (7, 333, ch.id, ch.semid))
+        same = sysvshm.Channel(key, IPC_CREAT, slots=7, slot_size=333)
+        self.assertEqual(same.semid, ch.semid)
+        self.assertRaises(sysvshm.ExistsError, sysvshm.Channel, key, IPC_CREX)
+        self.assertRaises(sysvshm.NotFoundError, sysvshm.Channel, random_key())
+        self.assertRaises(ValueError, sysvshm.Channel, IPC_PRIVATE, IPC_CREX)
+        self.assertRaises(ValueError, sysvshm.Channel, None, IPC_CREAT)
+        self.assertRaises(ValueError, sysvshm.Channel, None, IPC_CREX, slots=0)
+        self.assertRaises(ValueError, sysvshm.Channel, None, IPC_CREX, slots=4097)
+        self.assertRaises(ValueError, sysvshm.Channel, None, IPC_CREX, slot_size=0)
+        other.send(b"via other")
+        self.assertEqual(ch.receive(0), b"via other")
+        self.assertIn("slots=7", repr(ch))
+        import copy
+        import pickle
+        self.assertRaises(TypeError, copy.copy, ch)
+        self.assertRaises(TypeError, pickle.dumps, ch)
+
+    def test_wrong_layout_is_refused(self):
+        ch = self.new_channel(slots=4, slot_size=100)
+        raw = sysvshm.attach(ch.id)
+        self.addCleanup(raw.detach)
+        header = raw.read(128)
+
+        def refused(offset, value, text):
+            raw.write(struct.pack("=I", value), offset)
+            try:
+                with self.assertRaises(sysvshm.ChannelLayoutError) as caught:
+                    sysvshm.Channel(ch.key)
+                self.assertIn(text, str(caught.exception))
+                self.assertIsInstance(caught.exception, ValueError)
+            finally:
+                raw.write(header)
+        refused(0, 0x12345678, "magic")
+        refused(4, 2, "version 2")
+        refused(12, 5, "smaller")           # 5 slots do not fit the segment
+        refused(20, 4096, "slot_stride")
+        refused(12, 0, "geometry")
+        with self.assertRaises(sysvshm.ChannelLayoutError) as caught:
+            sysvshm.Channel(ch.key, slots=5)
+        self.assertIn("slots=5", str(caught.exception))
+        with self.assertRaises(sysvshm.ChannelLayoutError):
+            sysvshm.Channel(ch.key, IPC_CREAT, slot_size=99)
+        sysvshm.Channel(ch.key, slots=4, slot_size=100).send(b"still fine")
+        # a set of another size, a plain segment: not channels
+        key = random_key()
+        self.new_set(3, key=key)
+        self.new_shm(4096, key=key)
+        with self.assertRaises(sysvshm.ChannelLayoutError) as caught:
+            sysvshm.Channel(key)
+        self.assertIn("3 semaphores", str(caught.exception))
+        key = random_key()
+        self.new_shm(4096, key=key)
+        self.assertRaises(sysvshm.ExistsError, sysvshm.Channel, key, IPC_CREAT)
+        with open("/proc/sysvipc/sem") as table:
+            self.assertNotIn(key, [int(line.split()[0]) for line in table.read().splitlines()[1:]])
+
+    def test_creators_racing_get_one_channel(self):
+        key = random_key()
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        gate = self.new_sem()
+        pids = []
+        for _ in range(4):
+            def child():
+                gate.acquire(DEADLINE)
+                gate.release()
+                c = sysvshm.Channel(key, IPC_CREAT, slots=3, slot_size=64)
+                os.write(w, ("%d %d\n" % (c.semid, c.id)).encode())
+                c.send(b"%d" % os.getpid(), DEADLINE)
+                return 0
+            pids.append(self.fork(child))
+        os.close(w)
+        gate.release()
+        ids = {read_line(r) for _ in pids}
+        self.assertEqual(len(ids), 1, ids)
+        semid, shmid = map(int, ids.pop().split())
+        self.addCleanup(remove_quietly, sysvshm.remove_semaphore, semid)
+        self.addCleanup(remove_quietly, sysvshm.remove_shared_memory, shmid)
+        CREATED["sem"].add(semid)
+        CREATED["shm"].add(shmid)
+        ch = sysvshm.Channel(key)
+        got = [int(ch.receive(DEADLINE)) for _ in pids]     # one waited for a slot
+        self.assertEqual(sorted(got), sorted(pids))
+        for pid in pids:
+            self.assertChildOk(pid)
+
+    def run_many(self, producers, consumers, count, slots=4, mode="copy"):
+        """producers x consumers processes; every message exactly once, in each producer's order."""
+        ch = self.new_channel(slots=slots, slot_size=64)
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+
+        def producer(p):
+            def run():
+                for i in range(count):
+                    message = b"%d:%d" % (p, i)
+                    if mode == "copy" or i % 2:
+                        ch.send(message, DEADLINE)
+                    else:
+                        with ch.reserve(len(message), DEADLINE) as out:
+                            out[:] = message
+                return 0
+            return run
+
+        def consumer(c):
+            def run():
+                got = []
+                buf = bytearray(64)
+                while True:
+                    try:
+                        if mode == "copy" or len(got) % 3 == 0:
+                            got.append(ch.receive(DEADLINE))
+                        elif len(got) % 3 == 1:
+                            with ch.receive_view(DEADLINE) as view:
+                                got.append(bytes(view))
+                        else:
+                            got.append(bytes(buf[:ch.receive_into(buf, DEADLINE)]))
+                    except sysvshm.ChannelClosedError:
+                        break
+                with open(os.path.join(folder, str(c)), "wb") as out:
+                    out.write(b"\n".join(got))
+                return 0
+            return run
+        cons = [self.fork(consumer(c)) for c in range(consumers)]
+        prods = [self.fork(producer(p)) for p in range(producers)]
+        for pid in prods:
+            self.assertChildOk(pid, DEADLINE * 3)
+        ch.close()
+        for pid in cons:
+            self.assertChildOk(pid, DEADLINE * 3)
+        seen = []
+        for c in range(consumers):
+            with open(os.path.join(folder, str(c)), "rb") as f:
+                lines = [tuple(map(int, x.split(b":"))) for x in f.read().split(b"\n") if x]
+            for p in range(producers):
+                mine = [i for q, i in lines if q == p]
+                self.assertEqual(mine, sorted(mine), "consumer %d: producer %d out of order"
+                                 % (c, p))
+            seen.extend(lines)
+        self.assertEqual(sorted(seen), [(p, i) for p in range(producers) for i in range(count)])
+
+    def test_one_to_one(self):
+        self.run_many(1, 1, 500)
+
+    def test_four_producers_four_consumers(self):
+        self.run_many(4, 4, 300)
+
+    def test_four_by_four_in_place(self):
+        self.run_many(4, 4, 300, slots=3, mode="mixed")
+
+    def test_two_by_three_one_slot(self):
+        self.run_many(2, 3, 200, slots=1, mode="mixed")
+
+    def test_cli_info_recognises_a_channel(self):
+        ch = self.new_channel(slots=5, slot_size=200)
+        ch.send(b"a")
+        ch.send(b"b")
+        ch.receive()
+        plain = self.new_set(4)
+        env = dict(os.environ, PYTHONPATH=HERE)
+        for option, ident in (("--shm", ch.id), ("--sem", ch.semid)):
+            out = subprocess.run([sys.executable, "-m", "sysvshm", "info", option, str(ident)],
+                                 env=env, stdout=subprocess.PIPE, universal_newlines=True,
+                                 timeout=DEADLINE).stdout
+            self.assertIn("sysvshm Channel (layout version 1): 5 slots of 200 bytes; 1 pending; "
+                          "open", out)
+            self.assertIn("sent=2\treceived=1\treclaimed=0\tfree slots=4", out)
+            self.assertIn("waiting producers=0\twaiting consumers=0", out)
+        out = subprocess.run([sys.executable, "-m", "sysvshm", "info", "--json", "--sem",
+                              str(ch.semid)], env=env, stdout=subprocess.PIPE,
+                             universal_newlines=True, timeout=DEADLINE).stdout
+        channel = json.loads(out)["semaphores"][0]["channel"]
+        self.assertEqual((channel["slots"], channel["pending"], channel["shmid"]),
+                         (5, 1, ch.id))
+        out = subprocess.run([sys.executable, "-m", "sysvshm", "info", "--sem", str(plain.id)],
+                             env=env, stdout=subprocess.PIPE, universal_newlines=True,
+                             timeout=DEADLINE).stdout
+        self.assertNotIn("Channel", out)
+
+    def test_threads_of_one_process(self):
+        """Producers and consumers as threads of one process (they share SEM_UNDO and pid)."""
+        ch = self.new_channel(slots=2, slot_size=32)
+        got = [[], []]
+        errors = []
+
+        def produce(p):
+            try:
+                for i in range(300):
+                    ch.send(b"%d:%d" % (p, i), DEADLINE)
+            except BaseException as exc:
+                errors.append(exc)
+
+        def consume(c):
+            try:
+                while True:
+                    with ch.receive_view(DEADLINE) as view:
+                        got[c].append(tuple(map(int, bytes(view).split(b":"))))
+            except sysvshm.ChannelClosedError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+        threads = [threading.Thread(target=consume, args=(c,)) for c in range(2)]
+        producers = [threading.Thread(target=produce, args=(p,)) for p in range(2)]
+        for t in threads + producers:
+            t.start()
+        for t in producers:
+            t.join(DEADLINE)
+        ch.close()
+        for t in threads:
+            t.join(DEADLINE)
+        self.assertFalse(any(t.is_alive() for t in threads + producers))
+        self.assertEqual(errors, [])
+        for mine in got:
+            for p in range(2):
+                order = [i for q, i in mine if q == p]
+                self.assertEqual(order, sorted(order))
+        self.assertEqual(sorted(got[0] + got[1]), [(p, i) for p in range(2) for i in range(300)])
+
+    def test_detach(self):
+        ch = self.new_channel()
+        ch.send(b"kept")
+        with ch.receive_view() as view:
+            self.assertRaises(BufferError, ch.detach)       # a view is alive: still usable
+            self.assertEqual(bytes(view), b"kept")
+        ch.send(b"again")
+        ch.detach()
+        ch.detach()                                         # idempotent
+        self.assertRaises(sysvshm.NotAttachedError, ch.send, b"x")
+        self.assertRaises(sysvshm.NotAttachedError, ch.receive, 0)
+        self.assertRaises(sysvshm.NotAttachedError, lambda: ch.pending)
+        self.assertEqual(sysvshm.Channel(ch.key).receive(0), b"again")
+        with sysvshm.Channel(ch.key) as other:
+            self.assertEqual(other.slots, 4)
+
+    # -- deaths -------------------------------------------------------------------------------
+    def check_after_death(self, ch, expect_lost_at_most=1):
+        """The channel still works at full capacity: every slot comes back."""
+        self.assertIdle(ch, pending=None)
+        got = []
+        while True:
+            try:
+                got.append(ch.receive(0))
+            except sysvshm.BusyError:
+                break
+        for i in range(ch.slots):
+            ch.send(b"cap%d" % i, DEADLINE)
+        self.assertEqual([ch.receive(0) for _ in range(ch.slots)],
+                         [b"cap%d" % i for i in range(ch.slots)])
+        self.assertIdle(ch)
+        return got
+
+    def test_death_at_each_final_semop(self):
+        """A process that dies just before a final semop (MUTEX held, memory changed, journal
+        open) costs at most its own message: SETTLE rolls it back for the next MUTEX holder."""
+        def send(ch):
+            ch.send(b"dead", 1)
+
+        def reserve(ch):
+            with ch.reserve(4, 1) as out:
+                out[:] = b"dead"
+
+        def abandon(ch):
+            with ch.reserve(4, 1):
+                raise KeyError
+
+        def receive(ch):
+            ch.receive(1)
+
+        def view(ch):
+            with ch.receive_view(1):
+                pass
+        cases = [("_op_commit", send, False, []), ("_op_commit", reserve, False, []),
+                 ("_op_free_unlock", abandon, False, []),
+                 ("_op_take_free", receive, True, [b"m"]),      # put back: nothing lost
+                 ("_op_take", view, True, [b"m"]),
+                 ("_op_free_unlock", view, True, []),            # the viewer's own message
+                 ("_op_close", lambda ch: ch.close(), False, [])]
+        for name, action, queued, expect in cases:
+            with self.subTest(name=name, action=action.__name__):
+                ch = self.new_channel(slots=2)
+                if queued:
+                    ch.send(b"m")
+
+                def child(name=name, action=action, ch=ch):
+                    real = ch._final
+
+                    def final(ops):
+                        if ops is getattr(ch, name):
+                            os._exit(0)
+                        real(ops)
+                    ch._final = final
+                    action(ch)
+                    return 3
+                self.assertEqual(self.reap(self.fork(child)), 0)
+                self.assertEqual(self.check_after_death(ch), expect)
+                self.assertFalse(ch.closed)
+
+    def test_death_holding_slots_reclaims_them(self):
+        """SIGKILL while holding a reserved slot, or a received view: the slot comes back."""
+        ch = self.new_channel(slots=2)
+        ch.send(b"viewed")
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+
+        def child():
+            os.close(r)
+            with ch.reserve(5, 1) as out:
+                out[:] = b"held!"
+                with ch.receive_view(1) as view:
+                    os.write(w, bytes(view) + b"\n")
+                    os.read(os.open("/dev/null", os.O_RDONLY), 1)
+                    signal.pause()
+            return 3
+        pid = self.fork(child)
+        os.close(w)
+        self.assertEqual(read_line(r), "viewed\n")
+        self.assertRaises(sysvshm.BusyError, ch.send, b"x", 0)   # both slots held
+        os.kill(pid, signal.SIGKILL)
+        self.assertEqual(self.reap(pid), -signal.SIGKILL)
+        self.assertEqual(self.check_after_death(ch), [])
+        self.assertGreaterEqual(ch._h.reclaimed, 2)
+
+    def test_sigkills_while_others_keep_going(self):
+        """Two producers and one consumer run throughout while victims (producers and
+        consumers) are SIGKILLed at random points around them: the steady ones finish, every
+        message arrives at most once and in its producer's order, and each killed consumer
+        costs at most one message."""
+        rng = random.Random(os.environ.get("SYSVSHM_SEED"))
+        ch = self.new_channel(slots=4, slot_size=32)
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        count = 400
+
+        def steady_producer(p):
+            def run():
+                for i in range(count):
+                    ch.send(b"S%d:%d" % (p, i), DEADLINE)
+            return run
+
+        def steady_consumer():
+            got = []
+            while True:
+                try:
+                    got.append(ch.receive(DEADLINE))
+                except sysvshm.ChannelClosedError:
+                    break
+            with open(os.path.join(folder, "steady"), "wb") as f:
+                f.write(b"\n".join(got))
+        consumer = self.fork(steady_consumer)
+        producers = [self.fork(steady_producer(p)) for p in range(2)]
+        victims_taken, consumer_kills, victim_sent = [], 0, {}
+        for round_ in range(60):
+            role = rng.choice(["send", "receive", "view"])
+            r, w = os.pipe()
+
+            def victim(role=role, r=r, w=w, round_=round_):
+                os.close(r)
+                i = 0
+                while True:
+                    if role == "send":
+                        ch.send(b"V%d:%d" % (round_, i), DEADLINE)
+                        os.write(w, b"%d\n" % i)
+                        i += 1
+                    elif role == "receive":
+                        os.write(w, ch.receive(DEADLINE) + b"\n")
+                    else:
+                        with ch.receive_view(DEADLINE) as view:
+                            data = bytes(view)
+                        os.write(w, data + b"\n")
+            pid = self.fork(victim)
+            os.close(w)
+            ready, _, _ = select.select([r], [], [], 0.05 * rng.random())
+            for _ in range(rng.randint(0, 2000)):
+                pass
+            os.kill(pid, signal.SIGKILL)
+            self.assertEqual(self.reap(pid), -signal.SIGKILL)
+            chunks = []
+            while True:
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(r)
+            lines = [x for x in b"".join(chunks).split(b"\n") if x]
+            if role == "send":
+                victim_sent[round_] = len(lines)
+            else:
+                consumer_kills += 1
+                victims_taken.append(lines)
+        for pid in producers:
+            self.assertChildOk(pid, DEADLINE * 2)
+        # Victim producers may have left messages; the steady consumer drains them, then ends.
+        ch.close()
+        self.assertChildOk(consumer, DEADLINE * 2)
+        with open(os.path.join(folder, "steady"), "rb") as f:
+            steady = [x for x in f.read().split(b"\n") if x]
+        everything = steady + [x for lines in victims_taken for x in lines]
+        self.assertEqual(len(everything), len(set(everything)), "a message came twice")
+        for lines in [steady] + victims_taken:
+            by_producer = {}
+            for x in lines:
+                tag, i = x.split(b":")
+                by_producer.setdefault(tag, []).append(int(i))
+            for tag, numbers in by_producer.items():
+                self.assertEqual(numbers, sorted(numbers), tag)
+        expected = {b"S%d:%d" % (p, i) for p in range(2) for i in range(count)}
+        for round_, sent in victim_sent.items():
+            expected |= {b"V%d:%d" % (round_, i) for i in range(sent)}   # reported sent
+        missing = expected - set(everything)
+        self.assertLessEqual(len(missing), consumer_kills, sorted(missing))
+        ch._lock()
+        ch._settle()
+        ch._final(ch._op_unlock)
+        self.assertEqual((self.values(ch)[0], ch.pending), (1, 0))
+        for slot in ch._slot:       # free, or held by a dead victim (reclaimed when needed)
+            self.assertTrue(slot.state == 0 or not sysvshm._pid_alive(slot.pid),
+                            (slot.state, slot.pid))
+
+    def test_random_sigkills(self):
+        """SIGKILL of producers and consumers at random points, CHANNEL_ROUNDS rounds: each
+        death costs at most the victim's in-flight message, none is duplicated or reordered,
+        and after each round every slot works again."""
+        rng = random.Random(os.environ.get("SYSVSHM_SEED"))
+        ch = self.new_channel(slots=3, slot_size=32)
+        serial = 0
+        lost = 0
+        for round_ in range(CHANNEL_ROUNDS):
+            role = rng.choice(["send", "reserve", "receive", "view", "into"])
+            queued = []
+            if role in ("receive", "view", "into"):
+                for _ in range(rng.randint(1, 3)):
+                    queued.append(b"P%d" % serial)
+                    ch.send(queued[-1], 0)
+                    serial += 1
+            r, w = os.pipe()
+
+            def victim(role=role, r=r, w=w):
+                os.close(r)
+                i = 0
+                buf = bytearray(32)
+                while True:
+                    if role == "send":
+                        ch.send(b"V%d" % i, DEADLINE)
+                        os.write(w, b"%d\n" % i)
+                    elif role == "reserve":
+                        with ch.reserve(8, DEADLINE) as out:
+                            out[:] = b"V%07d" % i
+                        os.write(w, b"%d\n" % i)
+                    elif role == "receive":
+                        os.write(w, ch.receive(DEADLINE) + b"\n")
+                    elif role == "into":
+                        os.write(w, bytes(buf[:ch.receive_into(buf, DEADLINE)]) + b"\n")
+                    else:
+                        with ch.receive_view(DEADLINE) as view:
+                            data = bytes(view)
+                        os.write(w, data + b"\n")
+                    i += 1
+            pid = self.fork(victim)
+            os.close(w)
+            # Kill it after a random amount of work: after 0-2 reports, plus a random spin.
+            reported = []
+            want = rng.randint(0, len(queued) if queued else 2)
+            while b"".join(reported).count(b"\n") < want:
+                ready, _, _ = select.select([r], [], [], DEADLINE)
+                if not ready:
+                    break
+                reported.append(os.read(r, 64))
+            for _ in range(rng.randint(0, 3000)):
+                pass
+            os.kill(pid, signal.SIGKILL)
+            self.assertEqual(self.reap(pid), -signal.SIGKILL)
+            while True:
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    break
+                reported.append(chunk)
+            os.close(r)
+            reported = b"".join(reported).split(b"\n")
+            left = self.check_after_death(ch)
+            if role in ("send", "reserve"):
+                numbers = [int(x[1:]) for x in left]
+                self.assertEqual(numbers, list(range(len(numbers))), (round_, role, left))
+            else:
+                taken = [x for x in reported if x]   # what the victim reported (maybe partly)
+                together = [x for x in taken if x.startswith(b"P")] + left
+                self.assertEqual(len(together), len(set(together)), (round_, role))
+                self.assertLessEqual(len(queued) - len(together), 1, (round_, role, queued,
+                                                                      together))
+                self.assertEqual(left, queued[len(queued) - len(left):], (round_, role))
+                lost += len(queued) - len(together)
+        self.assertIdle(ch)
+
+
+def build_go_program(folder, name, source):
+    """Build the Go program `source` offline (Debian's golang-go and golang-golang-x-sys-dev,
+    GOPATH=/usr/share/gocode); SkipTest where go is missing or builds another architecture."""
+    go = shutil.which("go")
+    if not go:
+        raise unittest.SkipTest("go is not installed (apt-get install golang-go "
+                                "golang-golang-x-sys-dev)")
+    program = os.path.join(folder, name)
+    env = dict(os.environ, GOPATH="/usr/share/gocode", GO111MODULE="off",
+               GOCACHE=os.path.join(folder, "gocache"), GOFLAGS="")
+    proc = subprocess.run([go, "build", "-o", program, source], env=env, cwd=folder,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300 * SCALE)
+    if proc.returncode != 0:
+        raise AssertionError("go build failed:\n%s" % proc.stdout)
+    ours, theirs = elf_ident("/proc/self/exe"), elf_ident(program)
+    if ours != theirs:
+        raise unittest.SkipTest("go builds %s, this interpreter is %s" % (theirs, ours))
+    return [program]
+
+
+class TestChannelInterop(Base):
+    """examples/channel.c and examples/channel.go (built here) against sysvshm.Channel, every
+    direction: C->Python, Python->C, Go->Python, Python->Go, mixed producers and consumers."""
+
+    EXAMPLES = os.path.join(HERE, "examples")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp()
+        with open(os.path.join(cls.EXAMPLES, "channel.c")) as f:
+            text = f.read()
+        cls.c_error = cls.go_error = None
+        try:
+            cls.c_program = build_c_program(cls.folder, "channel", text, [
+                "-Wall", "-Wextra", "-Werror", "-I", cls.EXAMPLES])
+        except unittest.SkipTest as exc:
+            cls.c_error = exc
+        try:
+            cls.go_program = build_go_program(cls.folder, "channel-go",
+                                              os.path.join(cls.EXAMPLES, "channel.go"))
+        except unittest.SkipTest as exc:
+            cls.go_error = exc
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def peer(self, lang):
+        error = self.c_error if lang == "c" else self.go_error
+        if error is not None:
+            raise error
+        return self.c_program if lang == "c" else self.go_program
+
+    new_channel = TestChannel.new_channel
+
+    def start(self, lang, *args):
+        proc = subprocess.Popen(self.peer(lang) + [str(a) for a in args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, proc)
+        return proc
+
+    def _stop(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+
+    def finish(self, proc):
+        try:
+            out, err = proc.communicate(timeout=DEADLINE * 2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self.fail("%s did not finish" % proc.args)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        return [line for line in out.decode().split("\n") if line]
+
+    def check(self, lines, counts, *more):
+        """Every message of every producer exactly once (over all consumers' lines), in each
+        producer's order (within each consumer)."""
+        pairs = []
+        for consumer in (lines,) + more:
+            got = [(tag, int(i)) for tag, i in (line.split(":") for line in consumer)]
+            for tag in counts:
+                mine = [i for t, i in got if t == tag]
+                self.assertEqual(mine, sorted(mine), "%s out of order" % tag)
+            pairs += got
+        self.assertEqual(sorted(pairs), sorted((tag, i) for tag, n in counts.items()
+                                               for i in range(n)))
+
+    def to_python(self, lang):
+        self.peer(lang)     # (a skip before anything is created: a skip's traceback keeps locals)
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "producer", ch.key, 500, lang.upper(), DEADLINE)
+        lines = [ch.receive(DEADLINE).decode() for _ in range(500)]
+        self.finish(proc)
+        self.check(lines, {lang.upper(): 500})
+        self.assertEqual(ch.pending, 0)
+
+    def from_python(self, lang):
+        self.peer(lang)
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "consumer", ch.key, -1, DEADLINE)
+        for i in range(500):
+            if i % 2:
+                ch.send(b"P:%d" % i, DEADLINE)
+            else:
+                message = b"P:%d" % i
+                with ch.reserve(len(message), DEADLINE) as out:
+                    out[:] = message
+        ch.close()
+        self.check(self.finish(proc), {"P": 500})
+
+    def test_c_to_python(self):
+        self.to_python("c")
+
+    def test_python_to_c(self):
+        self.from_python("c")
+
+    def test_go_to_python(self):
+        self.to_python("go")
+
+    def test_python_to_go(self):
+        self.from_python("go")
+
+    def test_c_to_go(self):
+        self.peer("c")
+        self.peer("go")
+        ch = self.new_channel(slots=2, slot_size=64)
+        consumer = self.start("go", "consumer", ch.key, 300, DEADLINE)
+        producer = self.start("c", "producer", ch.key, 300, "C", DEADLINE)
+        self.finish(producer)
+        self.check(self.finish(consumer), {"C": 300})
+
+    def test_mixed_producers_and_consumers(self):
+        self.peer("c")
+        self.peer("go")
+        ch = self.new_channel(slots=3, slot_size=64)
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+
+        def python_consumer():
+            got = []
+            while True:
+                try:
+                    with ch.receive_view(DEADLINE) as view:
+                        got.append(bytes(view))
+                except sysvshm.ChannelClosedError:
+                    break
+            with open(os.path.join(folder, "py"), "wb") as f:
+                f.write(b"\n".join(got))
+        consumers = [self.start("c", "consumer", ch.key, -1, DEADLINE),
+                     self.start("go", "consumer", ch.key, -1, DEADLINE)]
+        pycons = self.fork(python_consumer)
+        producers = [self.start("c", "producer", ch.key, 300, "C", DEADLINE),
+                     self.start("go", "producer", ch.key, 300, "G", DEADLINE)]
+        for i in range(300):
+            ch.send(b"P:%d" % i, DEADLINE)
+        for proc in producers:
+            self.finish(proc)
+        closer = self.start("c", "close", ch.key)
+        self.finish(closer)
+        c_lines, go_lines = [self.finish(proc) for proc in consumers]
+        self.assertChildOk(pycons, DEADLINE * 2)
+        with open(os.path.join(folder, "py")) as f:
+            mine = [x for x in f.read().split("\n") if x]
+        self.check(mine, {"C": 300, "G": 300, "P": 300}, c_lines, go_lines)
 # --- Hardening: semaphores and message queues (issue 10 items 4, 5, 8-13; issue 11 item 5) -----
 def _limited(code, limit=1 << 30):
     """`code` preceded by an address-space limit, so that an allocation the module must not

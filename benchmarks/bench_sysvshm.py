@@ -710,6 +710,209 @@ def section_queue(stack, c_lib, c_skip):
     return s
 
 
+_CHANNEL_C = []
+
+
+def _channel_c_program(stack):
+    """examples/channel.c built once with cc: (path, None) or (None, why not)."""
+    if not _CHANNEL_C:
+        folder = tempfile.mkdtemp()
+        stack.callback(shutil.rmtree, folder, True)
+        stack.callback(_CHANNEL_C.clear)
+        program = os.path.join(folder, "channel")
+        try:
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", program,
+                            os.path.join(ROOT, "examples", "channel.c")], check=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+            with open(program, "rb") as built, open("/proc/self/exe", "rb") as ours:
+                theirs, mine = built.read(20), ours.read(20)
+                if (theirs[4:6], theirs[18:20]) != (mine[4:6], mine[18:20]):  # class, data, machine
+                    raise OSError("cc builds for another architecture than this interpreter")
+            _CHANNEL_C.append((program, None))
+        except (OSError, subprocess.SubprocessError) as exc:
+            _CHANNEL_C.append((None, "cannot build examples/channel.c: %s" % exc))
+    return _CHANNEL_C[0]
+
+
+CHANNEL_SIZES = ((64, 4000), (4096, 2000), (1024 * 1024, 200))
+CHANNEL_SLOTS = 64       # ring depth for small messages (a pipe buffers 64 KiB); 8 for 1 MiB
+
+
+def section_channel(stack, size):
+    """One producer (a forked child on one CPU) streams `size`-byte messages to one consumer
+    (this process, on the other CPU): sysvshm.Channel against the usual alternatives."""
+    s = Section("channel%d" % size, "stream of %s messages, producer -> consumer on two CPUs"
+                % ("%d B" % size if size < 1024 else "%d KiB" % (size // 1024) if size < MiB
+                   else "%d MiB" % (size // MiB)), mode="speed", nbytes=size)
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
+        return s
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    warm = 20
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    dest = bytearray(size)
+    if not hasattr(sysvshm, "Channel"):
+        s.add("sysvshm Channel send/receive_into", skip="sysvshm has no Channel")
+    else:
+        ch = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8 if size >= MiB else CHANNEL_SLOTS,
+                             slot_size=size)
+        stack.callback(ch.remove)
+
+        def channel_copy(n):
+            def consumer():
+                receive_into = ch.receive_into
+                for _ in range(warm):
+                    receive_into(dest)
+                t0 = _perf()
+                for _ in range(n):
+                    receive_into(dest)
+                return _perf() - t0
+
+            def producer():
+                send = ch.send
+                for _ in range(warm + n):
+                    send(payload)
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel send/receive_into", channel_copy)
+
+        def channel_bytes(n):
+            def consumer():
+                receive = ch.receive
+                for _ in range(warm):
+                    receive()
+                t0 = _perf()
+                for _ in range(n):
+                    receive()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    ch.send(payload)
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel send/receive (bytes)", channel_bytes)
+
+        def channel_in_place(n):
+            def consumer():
+                view = ch.receive_view
+                for _ in range(warm):
+                    with view() as v:
+                        dest[:len(v)] = v
+                t0 = _perf()
+                for _ in range(n):
+                    with view() as v:
+                        dest[:len(v)] = v
+                return _perf() - t0
+
+            def producer():
+                reserve = ch.reserve
+                for _ in range(warm + n):
+                    with reserve(size) as buf:
+                        buf[:] = payload
+            return forked(consumer, producer, cpus)
+        s.add("sysvshm Channel reserve/receive_view", channel_in_place)
+
+        def one_slot(n):
+            # The hand-made pairing: one buffer, "empty" and "full" semaphores (as people build
+            # with sysv_ipc); the length travels in the first 8 bytes.
+            empty = sysvshm.Semaphore(None, sysvshm.IPC_CREX, initial_value=1)
+            full = sysvshm.Semaphore(None, sysvshm.IPC_CREX)
+            mem = sysvshm.SharedMemory(None, sysvshm.IPC_CREX, size=size + 8)
+            try:
+                def consumer():
+                    buf = mem.buf
+                    for i in range(warm + n):
+                        if i == warm:
+                            t0 = _perf()
+                        full.acquire()
+                        length = int.from_bytes(buf[:8], "little")
+                        dest[:length] = buf[8:8 + length]
+                        empty.release()
+                    return _perf() - t0
+
+                def producer():
+                    buf = mem.buf
+                    for _ in range(warm + n):
+                        empty.acquire()
+                        buf[:8] = size.to_bytes(8, "little")
+                        buf[8:8 + size] = payload
+                        full.release()
+                return forked(consumer, producer, cpus)
+            finally:
+                empty.remove()
+                full.remove()
+                mem.remove()
+                mem.detach()
+        s.add("two semaphores + one segment (hand-made)", one_slot)
+
+    program, why = _channel_c_program(stack)
+    if program is None or not hasattr(sysvshm, "Channel"):
+        s.add("C examples/channel.c producer -> consumer", skip=why or "no Channel")
+    else:
+        c_channel = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8 if size >= MiB
+                                    else CHANNEL_SLOTS, slot_size=size)
+        stack.callback(c_channel.remove)
+
+        def c_stream(n):
+            key = str(c_channel.key)
+
+            def pinned(cpu):
+                return lambda: os.sched_setaffinity(0, {cpu})
+            t0 = _perf()
+            consumer = subprocess.Popen([program, "consumer", key, str(n), "60"],
+                                        stdout=subprocess.DEVNULL, preexec_fn=pinned(cpus[0]))
+            producer = subprocess.Popen([program, "producer", key, str(n), "C", "60", str(size)],
+                                        preexec_fn=pinned(cpus[1]))
+            if producer.wait(WATCHDOG) or consumer.wait(WATCHDOG):
+                raise RuntimeError("examples/channel.c failed")
+            return _perf() - t0
+        s.add("C examples/channel.c producer -> consumer (2 execs incl.)", c_stream)
+
+    import multiprocessing
+
+    def mp_queue(n):
+        q = multiprocessing.get_context("fork").Queue(8)
+        try:
+            def consumer():
+                for _ in range(warm):
+                    q.get()
+                t0 = _perf()
+                for _ in range(n):
+                    q.get()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    q.put(payload)
+                q.close()
+                q.join_thread()
+            return forked(consumer, producer, cpus)
+        finally:
+            q.close()
+            q.join_thread()
+    s.add("multiprocessing.Queue put/get", mp_queue, ref=True)
+
+    def mp_pipe(n):
+        here, there = multiprocessing.Pipe(duplex=False)
+        try:
+            def consumer():
+                for _ in range(warm):
+                    here.recv_bytes()
+                t0 = _perf()
+                for _ in range(n):
+                    here.recv_bytes()
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    there.send_bytes(payload)
+            return forked(consumer, producer, cpus)
+        finally:
+            here.close()
+            there.close()
+    s.add("multiprocessing.Pipe send_bytes/recv_bytes", mp_pipe)
+    return s
+
+
 # --- Where real programs spend their time (issue 13): tries, opening by key, op(), queues -------
 class _Floor(object):
     """The least ctypes can do for the same system calls: prebound libc functions called with
@@ -1012,6 +1215,12 @@ TARGETS = [
     ("opentry", "sysvshm", "<=", 2.5, "open + try + release <= 2.5x sysv_ipc"),
     ("queue", "sysvshm MessageQueue", "<=", 1.5, "queue round trip, one process <= 1.5x"),
     ("queue2", "sysvshm MessageQueue", "<=", 1.5, "queue round trip, two processes <= 1.5x"),
+    ("channel1048576", "sysvshm Channel send/receive_into", ">=", 5.0,
+     "Channel 1 MiB >= 5x multiprocessing.Queue"),
+    ("channel1048576", "sysvshm Channel reserve/receive_view", ">=", 5.0,
+     "Channel 1 MiB in place >= 5x multiprocessing.Queue"),
+    ("channel64", "sysvshm Channel send/receive_into", ">=", 3.0,
+     "Channel 64 B >= 3x multiprocessing.Queue"),
 ]
 
 # The ctypes floor of a row: the same system calls through a minimal ctypes call, measured in
@@ -1036,7 +1245,9 @@ TARGET_REFERENCE = {"pair": "sysv_ipc Semaphore", "pingpong": "sysv_ipc Semaphor
                     "createfault": "sysv_ipc IPC_CREX, init_character fill",
                     "import": "import ctypes", "trylock": "sysv_ipc Semaphore",
                     "open": "sysv_ipc Semaphore(key)", "opentry": "sysv_ipc",
-                    "queue": "sysv_ipc MessageQueue", "queue2": "sysv_ipc MessageQueue"}
+                    "queue": "sysv_ipc MessageQueue", "queue2": "sysv_ipc MessageQueue",
+                    "channel1048576": "multiprocessing.Queue put/get",
+                    "channel64": "multiprocessing.Queue put/get"}
 
 
 def render_targets(sections):
@@ -1066,7 +1277,7 @@ def render_targets(sections):
 
 # --- Main ----------------------------------------------------------------------------------------
 SECTION_KEYS = ("pair", "pingpong", "small", "copy", "create", "queue", "hot", "queue2",
-                "import")
+                "channel", "import")
 
 
 def main(argv=None):
@@ -1121,6 +1332,9 @@ def main(argv=None):
                     run(s, 50000, 9)
             if "queue2" in only:
                 run(section_queue_pingpong(stack, c_lib, c_skip), 5000, 15)
+            if "channel" in only:
+                for size, count in CHANNEL_SIZES:
+                    run(section_channel(stack, size), count, 7)
             if "import" in only:
                 section = section_import()
                 run(section, 1 / scale if quick else 1, 8 if quick else 40)
