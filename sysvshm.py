@@ -1361,8 +1361,10 @@ class SharedMemory(_Permissions):
                     import gc           # PyPy: detached reservations wait for its collector
                     gc.collect()
                     reservation = _new_mapping(length + 2 * boundary, readonly)
-            except OSError as exc:      # e.g. ENOMEM: RLIMIT_AS, or no such stretch of addresses
-                raise _error(exc.errno or _errno.ENOMEM, "mmap(%d bytes) to attach id=%d into"
+            except (OSError, OverflowError) as exc:   # ENOMEM: RLIMIT_AS, no such stretch of
+                # addresses; OverflowError: more than a 32-bit process can map
+                raise _error(getattr(exc, "errno", None) or _errno.ENOMEM,
+                             "mmap(%d bytes) to attach id=%d into"
                              % (length + 2 * boundary, self._id)) from None
             start = _address_of(reservation)
             address = start if boundary == PAGE_SIZE else _round_up(start, boundary)

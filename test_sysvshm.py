@@ -1748,7 +1748,7 @@ class TestArguments(Base):
                 except TypeError:
                     refused += 1
             try:
-                mem.as_ctypes(ctypes.c_uint8 * (1 << 40))   # refused before any probe buffer
+                mem.as_ctypes(ctypes.c_uint8 * (sys.maxsize // 2))   # refused before any probe
             except ValueError:
                 refused += 1
             assert refused == 4, refused
@@ -6998,8 +6998,9 @@ class TestSemMsgRanges(MQBase):
     def test_huge_max_message_size_allocates_at_most_msgmax(self):
         # Before the fix the first receive() allocated max_message_size bytes: MemoryError.
         out = self.assertPythonOk(_limited("""
-            import sysvshm
-            mq = sysvshm.MessageQueue(None, sysvshm.IPC_CREX, max_message_size=2**40)
+            import sys, sysvshm
+            mq = sysvshm.MessageQueue(None, sysvshm.IPC_CREX,
+                                       max_message_size=min(2**40, sys.maxsize - 8))
             try:
                 mq.send(b"x" * 100)
                 print(mq.receive())
@@ -7084,7 +7085,8 @@ class TestSemMsgErrnoFromHandlers(MQBase):
                         other.receive(block=False)      # ENOMSG replaces the saved EINTR
                     except sysvshm.BusyError:
                         pass
-                self.interrupting(empty, lambda: _libc.msgsnd(mq.id, b"\1\0\0\0\0\0\0\0hi", 2, 0))
+                message = (1).to_bytes(ctypes.sizeof(ctypes.c_long), sys.byteorder) + b"hi"
+                self.interrupting(empty, lambda: _libc.msgsnd(mq.id, message, 2, 0))
                 assert mq.receive() == (b"hi", 1)
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 # A full queue: a blocking send, while the handler's non-blocking sends fail.
@@ -7364,7 +7366,7 @@ class TestMsgBufferBoundedByMsgmax(MQBase):
                 limit.write("4096")
             with open("/proc/sys/kernel/msgmnb", "w") as limit:     # a new queue's max_size
                 limit.write("65536")
-            q = sysvshm.MessageQueue(None, IPC_CREX, max_message_size=10 ** 12)
+            q = sysvshm.MessageQueue(None, IPC_CREX, max_message_size=min(10 ** 12, sys.maxsize - 8))
             try:
                 q.send(b"a" * 10)
                 first = q.receive()                 # a buffer of msgmax (4096) bytes
