@@ -2041,7 +2041,8 @@ def _sem_nsems(semid: int) -> int:
     buf = ctypes.create_string_buffer(_SEM_DS_SIZE)
     if _semctl_fast(semid, 0, _IPC_STAT, ctypes.byref(buf)) != 0:
         return -1
-    return int(struct.unpack_from(_NSEMS_CODE, buf, _NSEMS_AT)[0])
+    # .raw: PyPy 8's struct refuses a ctypes array as a buffer
+    return int(struct.unpack_from(_NSEMS_CODE, buf.raw, _NSEMS_AT)[0])
 
 
 def _set_size(semid: int) -> int:
