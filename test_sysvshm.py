@@ -7385,6 +7385,9 @@ class TestMsgBufferBoundedByMsgmax(MQBase):
 
 
 class TestSemMsgInterruptedConstructors(MQBase):
+    @unittest.skipUnless(CPYTHON and sys.version_info >= (3, 10),
+                         "before 3.10 (and on PyPy) a signal's handler may run at any "
+                         "instruction, also where no cleanup can follow (README)")
     @root_namespace
     def test_interrupted_constructors_leave_nothing(self):
         # A signal handler's exception at a random moment inside a constructor that creates
