@@ -1120,6 +1120,7 @@ class SharedMemory(_Permissions):
     _raw_state = None    # type: Optional[List[Any]]  # explicit address: [address, length, overlaid]
     _lock = None         # type: Any  # held by attach() and detach() (an RLock)
     _busy = False        # attach() or detach() running (a signal handler may re-enter _lock)
+    _page_probed = False  # _align is known (huge, or /proc/self/smaps said ordinary pages)
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600, size: int = 0,
                  init_character: "Optional[bytes]" = b" ", readonly: bool = False) -> None:
@@ -1457,7 +1458,11 @@ class SharedMemory(_Permissions):
         try:
             if flags & SHM_REMAP:
                 _parked(result, result + length, take=True)
-            align = self._align if self._align > PAGE_SIZE else _kernel_page_size(result)
+            if self._align > PAGE_SIZE or self._page_probed:
+                align = self._align
+            else:                          # once per object: segments never change kind
+                align = _kernel_page_size(result)
+                self._page_probed = True
             if align > PAGE_SIZE:
                 length = state[1] = _round_up(length, align)
                 self._align = align

@@ -1162,8 +1162,8 @@ class TestMemorySafety(Base):
 
     kinds = ("reserved",) if QEMU_RESERVED_VA else ("reserved", "explicit")
 
-    def run_safety(self, body):
-        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent(body) + "\ndone()\n")
+    def run_safety(self, body, timeout=DEADLINE):
+        out = self.assertPythonOk(ATTACH_PRELUDE + textwrap.dedent(body) + "\ndone()\n", timeout)
         self.assertTrue(out.endswith("ok\n"), out)
         return out
 
@@ -1304,7 +1304,7 @@ class TestMemorySafety(Base):
                         break
                     except BufferError:
                         gc.collect()
-        """ % (self.kinds,), )
+        """ % (self.kinds,), timeout=6 * DEADLINE)   # a spinning thread: slow GIL hand-offs
 
     def test_address_read_keeps_the_mapping_after_garbage_collection(self):
         # A C hook handed shm.address: dropping the object must not unmap under it (sysv_ipc
@@ -7385,7 +7385,7 @@ class TestMsgBufferBoundedByMsgmax(MQBase):
 
 
 class TestSemMsgInterruptedConstructors(MQBase):
-    @unittest.skipUnless(CPYTHON and sys.version_info >= (3, 10),
+    @unittest.skipUnless(CPYTHON and sys.version_info >= (3, 11),
                          "before 3.10 (and on PyPy) a signal's handler may run at any "
                          "instruction, also where no cleanup can follow (README)")
     @root_namespace
