@@ -527,6 +527,9 @@ def main():
     rng = random.Random(args.seed)
     random.seed(args.seed)
     todo = cases(rng)
+    if os.environ.get("SYSVSHM_EMULATOR") and ctypes.sizeof(ctypes.c_void_p) == 4:
+        # qemu-user's 32-bit guests cannot attach at an explicit address (the tests skip it too)
+        todo = [case for case in todo if case[1] != "shm_explicit"]
     if args.limit and args.limit < len(todo):
         todo = rng.sample(todo, args.limit)
     passed = failed = 0
