@@ -587,8 +587,10 @@ def _defer_signals() -> None:
 
 
 def _restore_signals(mask: "Any") -> None:
-    """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise)."""
+    """Back to `mask`; a handler for a signal that arrived meanwhile runs here (and may raise):
+    in _sigmask (3.11+), or at the call after it (before 3.11), still in the caller's region."""
     _sigmask(_signal.SIG_SETMASK, mask)
+    _signal_checkpoint()
 
 
 def _signal_checkpoint() -> None:
@@ -1212,7 +1214,6 @@ class SharedMemory(_Permissions):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
-                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if creating and ident >= 0:   # ours and unusable: do not leave it behind
                 _shmctl(ident, _IPC_RMID, None)
@@ -2289,7 +2290,6 @@ class Semaphore(_Permissions, _SemaphoreOps):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
-                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
@@ -2393,7 +2393,6 @@ class SemaphoreSet(_Permissions):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
-                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _semctl(ident, 0, _IPC_RMID)    # never leave behind what this call created
@@ -2715,7 +2714,6 @@ class MessageQueue(_Permissions):
             if mask is not None:
                 deferred, mask = mask, None
                 _restore_signals(deferred)   # a handler's exception here still removes it
-                _signal_checkpoint()   # (3.6-3.10: a due handler runs here, not later)
         except BaseException:
             if created:
                 _libc.msgctl(ident, _IPC_RMID, None)   # never leave behind what it created
