@@ -476,7 +476,11 @@ def _index(value: "Any", what: str) -> int:
         return value
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__))
-    return int(value.__index__())
+    number = value.__index__()
+    if not isinstance(number, int):     # int() would truncate a float, parse a str
+        raise TypeError("%s: __index__ returned %s, not an integer"
+                        % (what, type(number).__name__))
+    return int(number)
 
 
 def _key_t(key: "Any") -> int:
@@ -3114,6 +3118,8 @@ class Channel(object):
                              % (_CH_MAX_SLOT_SIZE, want_size))
         if key is None and flags & IPC_CREX != IPC_CREX:
             raise ValueError("key=None (a random unused key) needs flags=IPC_CREX")
+        if key is not None:     # converted once: an __index__ may answer differently next time
+            key = _index(key, "key")
         if key is not None and _key_t(key) == IPC_PRIVATE:
             raise ValueError("a channel needs a key (IPC_PRIVATE objects cannot be opened by "
                              "another program); key=None with IPC_CREX picks a random one")

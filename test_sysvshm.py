@@ -7433,5 +7433,73 @@ class TestSemMsgInterruptedConstructors(MQBase):
         self.assertGreater(made, 0)
 
 
+class TestChannelHostile(Base):
+    """Channel's arguments from .ci/fuzz.py's hostile values: each converted once, never
+    reinterpreted, and nothing a refused call made is left behind."""
+
+    def new_objects(self):
+        """Register the removal of every object made since the call (whatever the outcome)."""
+        before = {kind: live_ids(kind) for kind in ("shm", "sem")}
+
+        def made():
+            found = {}
+            for kind, remove in (("shm", sysvshm.remove_shared_memory),
+                                 ("sem", sysvshm.remove_semaphore)):
+                found[kind] = live_ids(kind) - before[kind]
+                for ident in found[kind]:
+                    CREATED[kind].add(ident)
+                    self.addCleanup(remove_quietly, remove, ident)
+            return found
+        return made
+
+    def test_key_is_converted_once(self):
+        # A key whose __index__ gives another value the second time: the channel was made at the
+        # first value's check and the second value's key - IPC_PRIVATE here, which the
+        # constructor refuses - and `key` returned the object itself.
+        key = random_key()
+        calls = []
+
+        class Flip(object):
+            def __index__(self):
+                calls.append(1)
+                return key if len(calls) == 1 else IPC_PRIVATE
+        made = self.new_objects()
+        try:
+            ch = sysvshm.Channel(Flip(), IPC_CREX, slots=2, slot_size=64)
+        finally:
+            found = made()
+        self.assertIs(type(ch.key), int)
+        self.assertEqual(ch.key, key)
+        self.assertEqual(sysvshm.SharedMemory(key).id, ch.id)
+        self.assertEqual(sysvshm.SemaphoreSet(key).id, ch.semid)
+        self.assertEqual(found, {"shm": {ch.id}, "sem": {ch.semid}})
+        self.assertEqual(len(calls), 1)
+        self.assertIn("0x%08x" % key, repr(ch))
+
+    def test_index_must_return_an_int(self):
+        # __index__ returning a float or a str was passed through int(): 5.7 became 5 slots.
+        class Returns(object):
+            def __init__(self, value):
+                self.value = value
+
+            def __index__(self):
+                return self.value
+        for bad in (5.7, "7", None, 2.0):
+            made = self.new_objects()
+            with self.assertRaises(TypeError):
+                sysvshm.Channel(None, IPC_CREX, slots=Returns(bad), slot_size=64)
+            with self.assertRaises(TypeError):
+                sysvshm.Channel(None, IPC_CREX, slots=2, slot_size=Returns(bad))
+            with self.assertRaises(TypeError):
+                sysvshm.SharedMemory(None, IPC_CREX, size=Returns(bad))
+            self.assertEqual(made(), {"shm": set(), "sem": set()})
+        ch = sysvshm.Channel(None, IPC_CREX, slots=Returns(True and 3), slot_size=64)
+        self.addCleanup(remove_quietly, sysvshm.remove_semaphore, ch.semid)
+        self.addCleanup(remove_quietly, sysvshm.remove_shared_memory, ch.id)
+        CREATED["sem"].add(ch.semid)
+        CREATED["shm"].add(ch.id)
+        self.assertEqual(ch.slots, 3)
+
+
 if __name__ == "__main__":
     unittest.main()
