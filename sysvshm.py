@@ -27,7 +27,6 @@ Drop-in for the ``sysv_ipc`` C extension: same names, signatures and documented 
 minus its defects (see README.md).  Linux only; the struct layouts are declared per ABI below.
 """
 
-import contextlib
 import ctypes
 import errno as _errno
 import itertools
@@ -3092,6 +3091,59 @@ def _ch_error(cls: "Any", err: int, text: str, call: str) -> Error:
     return exc  # type: ignore[no-any-return]
 
 
+class _InPlace(object):
+    """What Channel.reserve() and Channel.receive_view() return: a context manager that each
+    channel reuses (a pool), so that working in place allocates nothing per message.  Each use
+    enters and exits once: a ticket taken with list.pop() (atomic) makes a stale or shared
+    reference fail with RuntimeError instead of taking or freeing a slot twice."""
+    __slots__ = ("_channel", "_send", "_n", "_timeout", "_slot", "_tickets", "_exits")
+
+    def __init__(self, channel: "Channel") -> None:
+        self._channel = weakref.ref(channel)    # no cycle: a dropped Channel goes at once
+        self._send, self._n, self._timeout, self._slot = False, 0, None, -1  # type: Tuple[bool, int, Optional[float], int]
+        self._tickets = []  # type: List[bool]
+        self._exits = []  # type: List[bool]
+
+    def _owner(self) -> "Channel":
+        channel = self._channel()
+        if channel is None:
+            raise ReferenceError("the Channel of this context manager is gone")
+        return channel
+
+    def __enter__(self) -> memoryview:
+        channel = self._owner()
+        try:
+            self._tickets.pop()
+        except IndexError:
+            raise RuntimeError("a reserve()/receive_view() context manager is entered once: "
+                               "call reserve()/receive_view() again") from None
+        try:
+            if self._send:
+                view = channel._reserve_enter(self)
+            else:
+                view = channel._view_enter(self)
+        except BaseException:
+            channel._pool.append(self)
+            raise
+        self._exits.append(True)
+        return view
+
+    def __exit__(self, etype: "Any", value: "Any", tb: "Any") -> None:
+        channel = self._owner()
+        try:
+            self._exits.pop()
+        except IndexError:
+            raise RuntimeError("a reserve()/receive_view() context manager is exited once, "
+                               "after it was entered") from None
+        try:
+            if self._send:
+                channel._reserve_exit(self._slot, self._n, etype is not None)
+            else:
+                channel._view_exit(self._slot)
+        finally:
+            channel._pool.append(self)
+
+
 class Channel(object):
     """A many-producer, many-consumer FIFO of messages in one shared memory segment and one
     semaphore set at the same key; C and Go programs join through examples/sysvshm_channel.h.
@@ -3107,6 +3159,7 @@ class Channel(object):
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  slots: "Optional[int]" = None, slot_size: "Optional[int]" = None) -> None:
+        self._pool = []  # type: List[_InPlace]
         flags = _check_flags(flags, IPC_CREX, "Channel")
         mode = _check_mode(mode)
         want_slots = None if slots is None else _index(slots, "slots")
@@ -3277,12 +3330,20 @@ class Channel(object):
         self._slot = [shm.as_ctypes(_ChSlot, offset + i * stride) for i in range(slots)]
         self._payload = [offset + i * stride + _CH_SLOT_HEADER for i in range(slots)]
         self._buf = shm.buf
+        self._views = [None] * slots  # type: List[Optional[memoryview]]
+        self._hint = 0
         if not hasattr(self, "_op_lock"):
             self._make_ops()
 
     def _drop(self) -> None:
         """Forget our views of the segment (so that it can be detached)."""
-        for name in ("_h", "_order", "_slot", "_buf"):
+        for view in self.__dict__.get("_views", ()):
+            if view is not None:
+                try:
+                    view.release()
+                except BufferError:
+                    pass    # the caller holds an export of it: detach() refuses (BufferError)
+        for name in ("_h", "_order", "_slot", "_buf", "_views"):
             self.__dict__.pop(name, None)
 
     # -- the protocol's building blocks (sysvshm_channel.h) -------------------------------------
@@ -3291,7 +3352,7 @@ class Channel(object):
 
     def _final(self, ops: "Any") -> None:
         """A semop that never blocks (the protocol's "final" ones)."""
-        if _semop_fast(self._semid, ctypes.byref(ops), len(ops)) != 0:
+        if _semop_fast(self._semid, ops, len(ops)) != 0:
             err = _get_errno()
             raise _error(err, "semop(id=%d, %d operations)" % (self._semid, len(ops)),
                          RemovedError if err in (_errno.EINVAL, _errno.EIDRM) else None)
@@ -3369,9 +3430,14 @@ class Channel(object):
             raise
 
     def _find(self) -> "Optional[int]":
-        for i, slot in enumerate(self._slot):
-            if slot.state == _CH_SLOT_FREE:
+        """A FREE slot, searching from the one after the last we took (the header allows any)."""
+        slots, n = self._slot, self._slots_n
+        i = self._hint
+        for _ in range(n):
+            if slots[i].state == _CH_SLOT_FREE:
+                self._hint = i + 1 if i + 1 < n else 0
                 return i
+            i = i + 1 if i + 1 < n else 0
         return None
 
     def _reclaim(self) -> None:
@@ -3467,16 +3533,39 @@ class Channel(object):
             h.sent += 1
         self._journaled(_J_COMMIT, s, head, body, self._op_commit, self._op_free_unlock)
 
-    @contextlib.contextmanager
-    def reserve(self, nbytes: int, timeout: "Optional[float]" = None) -> "Iterator[memoryview]":
+    def reserve(self, nbytes: int, timeout: "Optional[float]" = None) -> "_InPlace":
         """``with ch.reserve(nbytes, timeout) as buf:`` - a free slot's first ``nbytes`` bytes to
         fill in place; a clean exit commits them as one message, an exception abandons the slot
-        (and propagates).  The view must not be used after the block."""
+        (and propagates).  The arguments are checked at the call, the slot is taken when the
+        block starts (waiting at most ``timeout`` seconds).  ``buf`` is the slot itself, reused
+        for later messages: it must not be used after the block (never a crash, but no longer
+        your message).  Nothing is allocated per message: the context manager and the view are
+        reused."""
         n = _index(nbytes, "nbytes")
         if n < 0:
             raise ValueError("nbytes must be >= 0, not %d" % n)
         self._check_length(n)
-        s = self._producer_slot(_timeout(timeout), "reserve")
+        return self._in_place(True, n, _timeout(timeout))
+
+    def _in_place(self, send: bool, n: int, timeout: "Optional[float]") -> "_InPlace":
+        try:
+            cm = self._pool.pop()
+        except IndexError:
+            cm = _InPlace(self)
+        cm._send, cm._n, cm._timeout = send, n, timeout
+        cm._tickets.append(True)
+        return cm
+
+    def _view(self, s: int, n: int) -> memoryview:
+        """The first n bytes of slot s: one view per slot, made again only when n changes."""
+        view = self._views[s]
+        if view is None or view.nbytes != n:
+            start = self._payload[s]
+            view = self._views[s] = self._buf[start:start + n]
+        return view
+
+    def _reserve_enter(self, cm: "_InPlace") -> memoryview:
+        s = self._producer_slot(cm._timeout, "reserve")
         slot = self._slot[s]
         try:
             slot.pid = os.getpid()
@@ -3486,29 +3575,17 @@ class Channel(object):
             self._final(self._op_free_unlock)
             raise
         self._final(self._op_unlock)
-        start = self._payload[s]
-        view = self._buf[start:start + n]
         self._held += 1
-        try:
-            yield view
-        except BaseException:
-            self._held -= 1
-            self._lock()
-            self._settle()
-            slot.pid = 0
-            slot.state = _CH_SLOT_FREE
-            self._final(self._op_free_unlock)
-            raise
-        finally:
-            try:
-                view.release()
-            except BufferError:
-                pass    # the caller kept a view of it: it stays valid memory, never a crash
+        cm._slot = s
+        return self._view(s, cm._n)
+
+    def _reserve_exit(self, s: int, n: int, failed: bool) -> None:
         self._held -= 1
+        slot = self._slot[s]
         self._lock()
         try:
             self._settle()
-            closed = bool(self._h.closed)
+            closed = failed or bool(self._h.closed)
             if closed:
                 slot.pid = 0
                 slot.state = _CH_SLOT_FREE
@@ -3519,7 +3596,9 @@ class Channel(object):
             raise
         if closed:
             self._final(self._op_free_unlock)
-            raise self._closed_error("reserve")
+            if not failed:
+                raise self._closed_error("reserve")
+            return
         self._commit_locked(s)
 
     # -- receiving ------------------------------------------------------------------------------
@@ -3570,12 +3649,16 @@ class Channel(object):
                 self._take_free_locked(s)
                 return n
 
-    @contextlib.contextmanager
-    def receive_view(self, timeout: "Optional[float]" = None) -> "Iterator[memoryview]":
+    def receive_view(self, timeout: "Optional[float]" = None) -> "_InPlace":
         """``with ch.receive_view(timeout) as view:`` - the next message in place (zero-copy);
-        the slot is freed when the block ends.  The view must not be used after the block: it
-        then shows whatever the slot holds next (never a crash)."""
-        s = self._consumer_slot(timeout, "receive_view")
+        the slot is freed when the block ends.  ``view`` is the slot itself, reused for later
+        messages: it must not be used after the block (never a crash, but it then shows
+        whatever the slot holds next).  Nothing is allocated per message: the context manager
+        and the view are reused."""
+        return self._in_place(False, 0, _timeout(timeout))
+
+    def _view_enter(self, cm: "_InPlace") -> memoryview:
+        s = self._consumer_slot(cm._timeout, "receive_view")
         h, slot = self._h, self._slot[s]
         tail = int(h.tail)
         n = slot.length
@@ -3586,24 +3669,20 @@ class Channel(object):
             slot.state = _CH_READING
             h.received += 1
         self._journaled(_J_TAKE, s, tail, body, self._op_take, self._op_ready_unlock)
-        start = self._payload[s]
-        view = self._buf[start:start + n]
         self._held += 1
+        cm._slot = s
+        return self._view(s, n)
+
+    def _view_exit(self, s: int) -> None:
+        self._held -= 1
+        slot = self._slot[s]
+        self._lock()
         try:
-            yield view
+            self._settle()
         finally:
-            self._held -= 1
-            try:
-                view.release()
-            except BufferError:
-                pass
-            self._lock()
-            try:
-                self._settle()
-            finally:
-                slot.pid = 0
-                slot.state = _CH_SLOT_FREE
-                self._final(self._op_free_unlock)
+            slot.pid = 0
+            slot.state = _CH_SLOT_FREE
+            self._final(self._op_free_unlock)
 
     # -- control --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -3650,7 +3729,7 @@ class Channel(object):
 
     def __getattr__(self, name: str) -> "Any":
         # Only reached for what is missing: the segment's views after detach().
-        if name in ("_h", "_order", "_slot", "_buf"):
+        if name in ("_h", "_order", "_slot", "_buf", "_views"):
             exc = NotAttachedError(_errno.EINVAL, "not attached")
             exc.call = "Channel(key=%s): detached" % _fmt_key(_key_t(self._key))
             raise exc

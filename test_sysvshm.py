@@ -6108,6 +6108,63 @@ class TestChannel(Base):
         self.assertIdle(ch)
         self.assertRaises(sysvshm.BusyError, ch.receive, 0)
 
+    def test_in_place_allocates_nothing_per_message(self):
+        """reserve() and receive_view() reuse their context manager and each slot's view: a
+        stream of same-sized messages makes no new object for them."""
+        ch = self.new_channel(slots=2, slot_size=64)
+        managers, views = [], []
+        for i in range(20):
+            manager = ch.reserve(8)
+            with manager as out:
+                out[:] = b"%08d" % i
+            managers.append(manager)
+            views.append(out)
+            manager = ch.receive_view()
+            with manager as view:
+                self.assertEqual(bytes(view), b"%08d" % i)
+            managers.append(manager)
+            views.append(view)
+        self.assertLessEqual(len(set(map(id, managers))), 2)    # held alive: ids are unique
+        self.assertLessEqual(len(set(map(id, views))), 2)        # one per slot
+        self.assertIdle(ch)
+
+    def test_in_place_manager_is_entered_and_exited_once(self):
+        ch = self.new_channel(slots=2)
+        ch.send(b"one")
+        manager = ch.receive_view(0)
+        with manager as view:
+            self.assertEqual(bytes(view), b"one")
+            self.assertRaises(RuntimeError, manager.__enter__)   # no second slot taken
+        self.assertRaises(RuntimeError, manager.__exit__, None, None, None)  # no double free
+        self.assertRaises(RuntimeError, manager.__enter__)
+        self.assertIdle(ch)
+        ch.send(b"two")
+        with ch.receive_view(0) as view:                      # the pool hands it out again
+            self.assertEqual(bytes(view), b"two")
+        self.assertIdle(ch)
+        unused = ch.reserve(3)                                # never entered: nothing taken
+        del unused
+        self.assertIdle(ch)
+
+    def test_in_place_arguments_are_checked_at_the_call(self):
+        ch = self.new_channel(slots=2, slot_size=100)
+        self.assertRaises(ValueError, ch.reserve, -1)
+        self.assertRaises(sysvshm.MessageTooLongError, ch.reserve, 101)
+        self.assertRaises(TypeError, ch.reserve, 1.0)
+        self.assertRaises(ValueError, ch.receive_view, -1)
+        self.assertRaises(TypeError, ch.receive_view, "1")
+        self.assertIdle(ch)
+
+    def test_detach_releases_the_reused_views(self):
+        ch = self.new_channel()
+        ch.send(b"kept")
+        with ch.receive_view() as view:
+            pass
+        ch.detach()
+        self.assertRaises(ValueError, bytes, view)     # released: not a view of unmapped memory
+        with sysvshm.Channel(ch.key) as again:
+            self.assertEqual(again.pending, 0)
+
     def test_view_outliving_its_block_never_crashes(self):
         ch = self.new_channel()
         ch.send(b"first")
@@ -6125,7 +6182,7 @@ class TestChannel(Base):
         with self.assertRaises(sysvshm.MessageTooLongError):
             with ch.reserve(101):
                 pass
-        self.assertRaises(ValueError, ch.reserve(-1).__enter__)
+        self.assertRaises(ValueError, ch.reserve, -1)
         self.assertEqual(self.values(ch), before)
         ch.send(b"y" * 100)
         with self.assertRaises(sysvshm.MessageTooLongError):

@@ -79,7 +79,8 @@
  * RESERVE (zero-copy send): semop {FREE,-1,SEM_UNDO},{MUTEX,-1,SEM_UNDO}; SETTLE; if closed:
  *   semop {FREE,+1,SEM_UNDO},{MUTEX,+1,SEM_UNDO}, report "closed".  FIND; slot.pid = getpid();
  *   slot.state = WRITING; semop {MUTEX,+1,SEM_UNDO}.  Fill the payload (outside the lock).
- * FIND: the lowest-index slot with state FREE.  None: RECLAIM, then look again.  Still none
+ * FIND: any slot with state FREE (sysvshm searches from the one after the slot it took last;
+ *   the lowest index is as good).  None: RECLAIM, then look again.  Still none
  *   (an owner is exiting but not yet gone): give back {FREE,+1,SEM_UNDO},{MUTEX,+1,SEM_UNDO},
  *   wait ~1 ms and start again (within the timeout).
  * RECLAIM: every slot in state WRITING or READING whose pid is dead (kill(pid, 0) fails with
