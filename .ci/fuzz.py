@@ -940,34 +940,81 @@ def sc_close_in_view(ch):
         pass
 
 
-def sc_generator_dropped(ch):
-    """A block entered by hand and dropped without __exit__: the generator's close() abandons a
-    reserved slot and frees a received one (at collection on PyPy)."""
+def sc_block_in_dropped_generator(ch):
+    """A block left open inside a generator that is dropped: the generator's close() raises
+    GeneratorExit in the block, which abandons the reserved slot and frees the received one
+    (at collection on PyPy)."""
     import gc
-    cm = ch.reserve(4, 0)
-    cm.__enter__()[:] = b"drop"
-    del cm
-    gc.collect()
-    cm = ch.receive_view(0)
-    expect(cm.__enter__())
-    del cm
-    gc.collect()
+
+    def producer():
+        with ch.reserve(4, 0) as buf:
+            buf[:] = b"drop"
+            yield
+
+    def consumer():
+        with ch.receive_view(0) as view:
+            expect(view)
+            yield
+
+    for make in (producer, consumer):
+        gen = make()
+        next(gen)
+        del gen
+        gc.collect()
 
 
-def sc_enter_twice(ch):
+def sc_enter_exit_twice(ch):
+    """A reserve()/receive_view() is entered once and exited once: a second enter or exit is a
+    RuntimeError and takes or frees nothing."""
     cm = ch.reserve(3, 0)
-    buf = cm.__enter__()
-    buf[:] = b"two"
-    try:
-        cm.__enter__()      # contextlib: resumes the generator (commits) and says so
-    except (RuntimeError, AttributeError):
-        pass
+    with cm as buf:
+        buf[:] = b"two"
+        try:
+            cm.__enter__()
+            raise ChannelCheckError("entered twice")
+        except RuntimeError:
+            pass
     EXPECTED.append(b"two")
-    cm.__exit__(None, None, None)
+    for call in (cm.__enter__, lambda: cm.__exit__(None, None, None),
+                 lambda: cm.__exit__(Boom, Boom("x"), None)):
+        try:
+            call()
+            raise ChannelCheckError("a finished block entered or exited again")
+        except RuntimeError:
+            pass
     cm = ch.receive_view(0)
     expect(cm.__enter__())
     cm.__exit__(Boom, Boom("x"), None)
-    cm.__exit__(None, None, None)
+    try:
+        cm.__exit__(None, None, None)
+        raise ChannelCheckError("exited twice")
+    except RuntimeError:
+        pass
+
+
+def sc_stale_context_manager(ch):
+    """A context manager kept after its block, entered again once reserve()/receive_view() was
+    called again: refused (RuntimeError), or it does what it was made for - never what the newer
+    call asked."""
+    old = ch.reserve(3, 0)
+    with old as buf:
+        buf[:] = b"old"
+    EXPECTED.append(b"old")
+    new = ch.receive_view(0)
+    try:
+        with old as view:
+            if len(view) != 3 or view.readonly:
+                raise ChannelCheckError("a stale reserve(3) entered as the newer receive_view() "
+                                        "(%d bytes: %r)" % (len(view), bytes(view)))
+            view[:] = b"stl"
+        EXPECTED.append(b"stl")
+    except RuntimeError:
+        pass
+    try:
+        with new as view:
+            expect(view)
+    except RuntimeError:
+        pass
 
 
 def sc_copy_pickle(ch):
