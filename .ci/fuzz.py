@@ -18,7 +18,10 @@ fuzzer's own exceptions raised from hostile objects), and any IPC object left be
 did not knowingly create.  The last line is "N passed, N failed"."""
 
 import argparse
+import array
 import ctypes
+import decimal
+import fractions
 import itertools
 import mmap
 import os
@@ -495,32 +498,50 @@ def _released():
     return view
 
 
+class Lazy(object):
+    """A value made only in the case that uses it (mmaps, big buffers: slow to make on PyPy)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __repr__(self):
+        return repr(self.make())
+
+
+def _mmap_view(data, **kwargs):
+    m = mmap.mmap(-1, 4096, **kwargs)
+    if data:
+        m[:len(data)] = data
+    return m
+
+
 def ch_extra():
-    """Buffers of every kind and timeouts of every kind (made in the child, per case)."""
-    import array
-    import decimal
-    import fractions
-    rw_map = mmap.mmap(-1, 4096)
-    rw_map[:4] = b"mmap"
-    return [
+    """Buffers of every kind and timeouts of every kind (made in the child, when used)."""
+    return [Lazy(make) for make in (
         # buffers
-        b"data", bytearray(b"bytearray"), memoryview(b"abcdefgh")[::2],
-        memoryview(bytearray(b"x" * 24)).cast("B", (4, 6)),
-        memoryview(b"y" * 24).cast("B", (2, 3, 4)), memoryview(b"z").cast("B", ()),
-        memoryview(b"0123456789")[::-1], memoryview(b""), bytearray(), b"x" * 256, b"x" * 257,
-        bytearray(257), bytearray(10 ** 6), memoryview(rw_map), rw_map,
-        memoryview(mmap.mmap(-1, 4096, access=mmap.ACCESS_READ)), array.array("d", [1.5, -2.5]),
-        array.array("b"), memoryview(array.array("i", range(8)))[1::3], _released(),
-        (ctypes.c_char * 8)(*b"ctypes!!"), (ctypes.c_double * 3)(1, 2, 3), (ctypes.c_int * 0)(),
-        memoryview((ctypes.c_uint8 * 5)(*b"cview")), ctypes.c_int(5), "text", "",
+        lambda: b"data", lambda: bytearray(b"bytearray"), lambda: memoryview(b"abcdefgh")[::2],
+        lambda: memoryview(bytearray(b"x" * 24)).cast("B", (4, 6)),
+        lambda: memoryview(b"y" * 24).cast("B", (2, 3, 4)), lambda: memoryview(b"z").cast("B", ()),
+        lambda: memoryview(b"0123456789")[::-1], lambda: memoryview(b""), bytearray,
+        lambda: b"x" * 256, lambda: b"x" * 257, lambda: bytearray(257),
+        lambda: bytearray(10 ** 6), lambda: memoryview(_mmap_view(b"mmap")),
+        lambda: _mmap_view(b"map"), lambda: memoryview(_mmap_view(b"", access=mmap.ACCESS_READ)),
+        lambda: array.array("d", [1.5, -2.5]), lambda: array.array("b"),
+        lambda: memoryview(array.array("i", range(8)))[1::3], _released,
+        lambda: (ctypes.c_char * 8)(*b"ctypes!!"), lambda: (ctypes.c_double * 3)(1, 2, 3),
+        lambda: (ctypes.c_int * 0)(), lambda: memoryview((ctypes.c_uint8 * 5)(*b"cview")),
+        lambda: ctypes.c_int(5), lambda: "text", lambda: "",
         # timeouts
-        -0.0, 0.0, 5e-324, 1e-9, 0.001, -1e-300, FloatSub(0.001), FloatSub("nan"),
-        FloatSub("inf"), 1e30, 2 ** 53 + 1, 10 ** 400, fractions.Fraction(1, 1000),
-        decimal.Decimal("0.001"), Returns(0.001), Returns(Boom("__float__")),
+        lambda: -0.0, lambda: 0.0, lambda: 5e-324, lambda: 1e-9, lambda: 0.001,
+        lambda: -1e-300, lambda: FloatSub(0.001), lambda: FloatSub("nan"),
+        lambda: FloatSub("inf"), lambda: 1e30, lambda: 2 ** 53 + 1, lambda: 10 ** 400,
+        lambda: fractions.Fraction(1, 1000), lambda: decimal.Decimal("0.001"),
+        lambda: Returns(0.001), lambda: Returns(Boom("__float__")),
         # integers that are not quite
-        Flip(5, 0), Flip(0x1234, 0), Flip(0, 5), Flip(3, 2 ** 64), Returns(5.7), Returns("7"),
-        Returns(None), Returns(True), Returns(IntSub(4)), Returns(Boom("__index__")),
-    ]
+        lambda: Flip(5, 0), lambda: Flip(0x1234, 0), lambda: Flip(0, 5),
+        lambda: Flip(3, 2 ** 64), lambda: Returns(5.7), lambda: Returns("7"),
+        lambda: Returns(None), lambda: Returns(True), lambda: Returns(IntSub(4)),
+        lambda: Returns(Boom("__index__")))]
 
 
 def _ch_side(name):
@@ -669,8 +690,9 @@ def ch_cases():
             for index in range(len(probe)):
                 def run(target, kind=kind, name=name, defaults=defaults, position=position,
                         index=index):
-                    values = ch_values(target)
-                    value = values[index]
+                    value = ch_values(target)[index]
+                    if isinstance(value, Lazy):
+                        value = value.make()
                     args = list(defaults)
                     args[position] = value
                     if name == "Channel" and position == 0 and value is None:
@@ -1142,6 +1164,7 @@ def ch_storm(ch, rounds=300, raising=False):
     sent, maybe, received, interrupted = set(EXPECTED), set(), [], [0]
     counter = itertools.count()
     armed = []
+    busy = []
     stop = []
 
     def name(tag):
@@ -1168,7 +1191,13 @@ def ch_storm(ch, rounds=300, raising=False):
                 armed.pop()
                 raise Boom("from the handler")
             return
-        quiet(b"sig")
+        if busy:            # a slow interpreter: the next SIGALRM came during this handler
+            return
+        busy.append(1)
+        try:
+            quiet(b"sig")
+        finally:
+            busy.pop()
 
     def worker():
         while not stop:
