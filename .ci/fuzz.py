@@ -27,6 +27,7 @@ import mmap
 import os
 import random
 import signal
+import struct
 import sys
 import threading
 import time
@@ -702,7 +703,8 @@ def ch_cases():
                             kind, run))
     for name, func in sorted(CH_SCENARIOS.items()):
         out.append(("chan.%s" % name, "chan", func))
-    out += [("chan.storm", "chan", ch_storm), ("chan.boom_storm", "chan", ch_boom_storm)]
+    out += [("chan.storm", "chan", ch_storm), ("chan.boom_storm", "chan", ch_boom_storm),
+            ("module.Channel.storm", "module", ch_constructor_storm)]
     return out
 
 
@@ -1257,6 +1259,91 @@ def ch_storm(ch, rounds=300, raising=False):
 
 def ch_boom_storm(ch):
     ch_storm(ch, rounds=200, raising=True)
+
+
+def ch_constructor_storm(module, rounds=2000):
+    """Channel() (create, and open) while a handler raises Boom into one armed call at a time:
+    an interrupted constructor leaves nothing half made - no set without its segment, no
+    channel whose MUTEX is held (an object complete and working may remain when Boom came
+    after the constructor's work: removed here)."""
+    armed = []
+
+    def handler(signum, frame):
+        if armed:
+            armed.pop()
+            raise Boom("from the handler")
+
+    base = sysvshm.Channel(None, IPC_CREX, slots=2, slot_size=64)
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    problems = []
+    try:
+        for i in range(rounds):
+            before = live()
+            made = []
+            armed[:] = [1]
+            try:
+                if i % 2:
+                    made.append(sysvshm.Channel(None, IPC_CREX, slots=2, slot_size=64))
+                else:
+                    sysvshm.Channel(base.key).detach()
+                armed[:] = []
+            except Boom:
+                pass
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            new = live() - before
+            for ch in made:
+                ch.remove()
+            problems += _half_made(new - set(ids for ch in made for ids in ids_of(ch)))
+            _mutex_free(base, problems)
+            signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+            if problems:
+                break
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        base.remove()
+    if problems:
+        raise ChannelCheckError("; ".join(problems))
+
+
+def _half_made(new):
+    """Objects an interrupted Channel() left: a complete channel (set and segment at one key,
+    MUTEX free, the header's magic written) is removed quietly, anything else is reported (and
+    removed)."""
+    problems = []
+    keys = {kind: {_key_of(kind, ident) for k, ident in new if k == kind} for kind in ("shm", "sem")}
+    for key in keys["sem"] | keys["shm"]:
+        complete = key in keys["sem"] and key in keys["shm"]
+        if complete:
+            mutex = sysvshm.SemaphoreSet(key).values[0]
+            mem = sysvshm.SharedMemory(key)
+            magic = mem.read(4)
+            mem.detach()
+            complete = mutex == 1 and magic == struct.pack("=I", sysvshm._CH_MAGIC)
+        if not complete:
+            problems.append("an interrupted Channel() left %s at key %#x" % (
+                " and ".join(kind for kind in ("sem", "shm") if key in keys[kind]),
+                key & 0xFFFFFFFF))
+    for item in new:
+        remove(*item)
+    return problems
+
+
+def _key_of(kind, ident):
+    with open("/proc/sysvipc/" + kind) as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields and int(fields[1]) == ident:
+                return int(fields[0])
+    return None
+
+
+def _mutex_free(base, problems):
+    values = sysvshm.SemaphoreSet(base.key).values
+    if values[0] != 1:
+        problems.append("an interrupted Channel(key) left MUTEX at %d (values %s)"
+                        % (values[0], values))
 
 
 # --- after every Channel case: the channel still works (or stays removed / closed) --------------
