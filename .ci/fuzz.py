@@ -624,9 +624,12 @@ def ch_call(target, name, args, position, value):
         with memoryview(buf) as view:
             expect(view.cast("B")[:n].tobytes())
     elif name == "reserve":
+        asked = args[0]
+        want = {Index: lambda: asked.value, Flip: lambda: asked.first}.get(
+            type(asked), lambda: asked if type(asked) is int else None)()
         with target.reserve(*args) as buf:
-            if type(args[0]) is int and len(buf) != args[0]:
-                raise ChannelCheckError("reserve(%d) gave %d bytes" % (args[0], len(buf)))
+            if want is not None and len(buf) != want:
+                raise ChannelCheckError("reserve(%r) gave %d bytes" % (asked, len(buf)))
             buf[:] = bytes(i & 0xFF for i in range(len(buf)))
             made = buf.tobytes()
         EXPECTED.append(made)
