@@ -1005,10 +1005,12 @@ def section_channel(stack, size):
 
     if hasattr(sysvshm, "Channel"):
         s.add(CHANNEL_FLOOR, lambda n: _channel_floor(size, n, cpus, warm))
+        s.add(CHANNEL_FLOOR_2, lambda n: _channel_floor(size, n, cpus, warm, two_locks=True))
     return s
 
 
 CHANNEL_FLOOR = "floor: the protocol's system calls, bare ctypes, no Python logic"
+CHANNEL_FLOOR_2 = "floor of a two-lock design (not the protocol; 2 semop a side)"
 
 
 def _read_exactly(fd, dest):
@@ -1036,18 +1038,22 @@ def _queue_fits(size):
     return True, None
 
 
-def _channel_floor(size, n, cpus, warm, pairs=1):
+def _channel_floor(size, n, cpus, warm, pairs=1, two_locks=False):
     """What the channel's protocol costs without any Python logic: for each message, the system
     calls a send and a receive make (version 1: the wait for a unit and MUTEX, SETTLE's GETVAL
     and DONE decrement, the final semop; IPC_NOWAIT tries before sleeping, as sysvshm does) and
     the copy, through prebound ctypes calls with prebuilt arguments, on a private set and
-    segment of the same geometry.  `pairs` producers and as many consumers.  Seconds."""
+    segment of the same geometry.  `pairs` producers and as many consumers.  Seconds.
+
+    two_locks: the same for a design the channel does not have - producers and consumers each
+    with their own mutex, and no SETTLE system calls (two semop calls a side): the bound of a
+    possible version 2 of the protocol."""
     floor = _Floor()
     U, NW = sysvshm.SEM_UNDO, sysvshm.IPC_NOWAIT
-    MUTEX, FREE, READY, DONE = 0, 1, 2, 3
+    MUTEX, FREE, READY, DONE, MUTEX2 = 0, 1, 2, 3, 4
     slots = 8 if size >= MiB else CHANNEL_SLOTS
-    sems = sysvshm.SemaphoreSet(sysvshm.IPC_PRIVATE, 4, sysvshm.IPC_CREX,
-                                initial_values=[1, slots, 0, 1])
+    sems = sysvshm.SemaphoreSet(sysvshm.IPC_PRIVATE, 5, sysvshm.IPC_CREX,
+                                initial_values=[1, slots, 0, 1, 1])
     mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, sysvshm.IPC_CREX, size=slots * size)
     semid = sems.id
     try:
@@ -1060,10 +1066,15 @@ def _channel_floor(size, n, cpus, warm, pairs=1):
         done_down = floor.ops((DONE, -1, NW))[1]
 
         def side(unit, give, copy_in, count):
-            lock_try = floor.ops((unit, -1, U | NW), (MUTEX, -1, U | NW))[1]
-            lock = floor.ops((unit, -1, U), (MUTEX, -1, U))[1]
-            final = floor.ops((unit, 1, U), (unit, -1, 0), (give, 1, 0), (DONE, 1, 0),
-                              (MUTEX, 1, U))[1]
+            mutex = MUTEX2 if two_locks and not copy_in else MUTEX
+            lock_try = floor.ops((unit, -1, U | NW), (mutex, -1, U | NW))[1]
+            lock = floor.ops((unit, -1, U), (mutex, -1, U))[1]
+            if two_locks:
+                final, nfinal = floor.ops((unit, 1, U), (unit, -1, 0), (give, 1, 0),
+                                          (mutex, 1, U))[1], 4
+            else:
+                final, nfinal = floor.ops((unit, 1, U), (unit, -1, 0), (give, 1, 0),
+                                          (DONE, 1, 0), (mutex, 1, U))[1], 5
             semop = floor.semop
 
             def run():
@@ -1073,14 +1084,14 @@ def _channel_floor(size, n, cpus, warm, pairs=1):
                             break
                     else:
                         semop(semid, lock, 2)
-                    if getval(semid, DONE, GETVAL) == 1:
+                    if not two_locks and getval(semid, DONE, GETVAL) == 1:
                         semop(semid, done_down, 1)
                     slot = base + (i % slots) * size
                     if copy_in:
                         memmove(slot, payload, size)
                     else:
                         memmove(dest, slot, size)
-                    semop(semid, final, 5)
+                    semop(semid, final, nfinal)
             return run
         per = (warm + n) // pairs
         producers = [side(FREE, READY, True, per) for _ in range(pairs)]
