@@ -6146,6 +6146,16 @@ class TestChannel(Base):
         del unused
         self.assertIdle(ch)
 
+    def test_in_place_on_a_temporary_channel_object(self):
+        ch = self.new_channel()
+        with sysvshm.Channel(ch.key).reserve(4) as out:     # the block keeps its channel
+            gc.collect()
+            out[:] = b"temp"
+        with sysvshm.Channel(ch.key).receive_view() as view:
+            gc.collect()
+            self.assertEqual(bytes(view), b"temp")
+        self.assertIdle(ch)
+
     def test_in_place_arguments_are_checked_at_the_call(self):
         ch = self.new_channel(slots=2, slot_size=100)
         self.assertRaises(ValueError, ch.reserve, -1)
