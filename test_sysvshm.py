@@ -7147,7 +7147,10 @@ class TestChannelPeerInPlace(ChannelPeers):
         reader = self.start(lang, "--in-place", "--hold", 1, "consumer", ch.key, -1, DEADLINE)
         lines = [read_line(reader.stdout.fileno()) for _ in range(3)]
         self.assertEqual(lines, ["P:0\n", "P:1\n", "holding\n"])
-        # It holds P:1's slot in place: the slot's FREE unit is its own (SEM_UNDO).
+        # It holds P:1's slot in place (READING, its pid), and the slot's FREE unit is its own
+        # (SEM_UNDO).
+        self.assertEqual(sorted((slot.state, slot.pid) for slot in ch._slot),
+                         [(0, 0), (3, reader.pid)])
         self.assertEqual(self.values(ch)[:3], [1, 1, 0])
         reader.kill()
         reader.wait(DEADLINE)
@@ -7162,6 +7165,7 @@ class TestChannelPeerInPlace(ChannelPeers):
             ch.send(b"P:%d" % i, DEADLINE)
             self.assertEqual(ch.receive(DEADLINE), b"P:%d" % i)
         self.assertIdle(ch)
+        self.assertEqual((ch._h.reclaimed, ch._h.sent, ch._h.received), (1, 10, 10))
 
     def test_c_in_place_reader_killed_holding_a_slot(self):
         self.killed_holding("c")
