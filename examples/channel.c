@@ -73,22 +73,63 @@ static double now(void)
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-/* A semop that may wait: semtimedop on the remaining time, EINTR retried. 0, TIMEDOUT or -1.
- * A few IPC_NOWAIT tries first: MUTEX is held for microseconds, a wake-up costs more. */
-static int wait_ops(struct channel *c, struct sembuf *ops, size_t n)
+#ifndef SPIN_US
+#define SPIN_US 100     /* how long a wait spins before sleeping in the kernel (microseconds) */
+#endif
+
+static void relax(void)
 {
-    double deadline = now() + c->timeout;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+enum wait_for { FOR_MUTEX, FOR_FREE, FOR_READY };
+
+/* Could a wait for `what` succeed now?  A hint read from the header without the lock (the
+ * semaphores decide): a consumer needs a committed message, a producer a slot not holding one. */
+static int maybe(struct channel *c, enum wait_for what)
+{
+    uint64_t pending;
+    if (what == FOR_MUTEX || c->h->closed)
+        return 1;
+    pending = c->h->head - c->h->tail;
+    return what == FOR_READY ? pending != 0 : pending < c->slots;
+}
+
+/* A semop that may wait: semtimedop on the remaining time, EINTR retried. 0, TIMEDOUT or -1.
+ * First it spins for up to SPIN_US: MUTEX is held for microseconds and a message is often
+ * microseconds away, while sleeping costs a wake-up (tens of microseconds on a virtual
+ * machine).  The spin tries the semop (IPC_NOWAIT) only when the header says it may succeed,
+ * and backs off between tries: a failed try takes the set's lock, which the holder needs to
+ * give MUTEX back (test-and-test-and-set). */
+static int wait_ops(struct channel *c, struct sembuf *ops, size_t n, enum wait_for what)
+{
+    double start = now(), deadline = start + c->timeout;
     struct sembuf tries[4];
     size_t i;
-    int spin;
+    unsigned backoff = 1, k;
     if (n <= 4 && c->timeout != 0) {
         for (i = 0; i < n; i++) {
             tries[i] = ops[i];
             tries[i].sem_flg |= IPC_NOWAIT;
         }
-        for (spin = 0; spin < 50; spin++)
-            if (semop(c->semid, tries, n) == 0)
-                return 0;
+        for (;;) {
+            if (maybe(c, what)) {
+                if (semop(c->semid, tries, n) == 0)
+                    return 0;
+                if (errno != EAGAIN)
+                    break;                  /* the blocking call below reports it */
+                if (backoff < 256)
+                    backoff *= 2;
+            }
+            for (k = 0; k < backoff; k++)
+                relax();
+            if (now() - start >= SPIN_US / 1e6)
+                break;
+        }
     }
     for (;;) {
         int rc;
@@ -222,7 +263,7 @@ static int producer_slot(struct channel *c)
     double deadline = now() + c->timeout;
     int s, rc;
     for (;;) {
-        rc = wait_ops(c, OPS({SVSHM_CH_FREE, -1, U}, {SVSHM_CH_MUTEX, -1, U}));
+        rc = wait_ops(c, OPS({SVSHM_CH_FREE, -1, U}, {SVSHM_CH_MUTEX, -1, U}), FOR_FREE);
         if (rc)
             return rc;
         settle(c);
@@ -288,7 +329,7 @@ static void lock(struct channel *c)
 {
     double timeout = c->timeout;
     c->timeout = -1;
-    if (wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U})) != 0)
+    if (wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U}), FOR_MUTEX) != 0)
         exit(1);
     c->timeout = timeout;
     settle(c);
@@ -336,7 +377,7 @@ static int commit_slot(struct channel *c, uint32_t s, uint32_t n)
 static long consumer_slot(struct channel *c)
 {
     volatile struct svshm_ch_header *h = c->h;
-    int rc = wait_ops(c, OPS({SVSHM_CH_READY, -1, U}, {SVSHM_CH_MUTEX, -1, U}));
+    int rc = wait_ops(c, OPS({SVSHM_CH_READY, -1, U}, {SVSHM_CH_MUTEX, -1, U}), FOR_READY);
     if (rc)
         return rc;
     settle(c);
@@ -413,7 +454,7 @@ static void release_slot(struct channel *c, uint32_t s)
 
 static int close_channel(struct channel *c)
 {
-    int rc = wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U}));
+    int rc = wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U}), FOR_MUTEX);
     if (rc)
         return rc;
     settle(c);
@@ -474,7 +515,7 @@ static int open_segment(struct channel *c, key_t key)
         return -1;
     }
     c->timeout = 5.0;
-    rc = wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U}));
+    rc = wait_ops(c, OPS({SVSHM_CH_MUTEX, -1, U}), FOR_MUTEX);
     c->timeout = timeout;
     if (rc) {
         if (rc == TIMEDOUT)
