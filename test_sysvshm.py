@@ -7029,16 +7029,22 @@ class TestChannelPeerCreate(ChannelPeers):
     def test_go_create_opens_python_channel(self):
         self.opens_python_channel("go")
 
-    def test_create_refuses_a_bare_segment_and_leaves_nothing(self):
-        for lang in ("c", "go"):
-            self.peer(lang)
-            key = self.free_key()
-            shm = self.new_shm(4096, key=key)
-            proc = self.start(lang, "create", key, 2, 64)
-            proc.wait(DEADLINE)
-            self.assertEqual(proc.returncode, 1, lang)
-            self.assertIn(b"segment exists", proc.stderr.read(), lang)
-            self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)), ([], [shm.id]))
+    def refuses_a_bare_segment(self, lang):
+        """A segment but no set at the key: creating fails and removes the set it made."""
+        self.peer(lang)
+        key = self.free_key()
+        shm = self.new_shm(4096, key=key)
+        proc = self.start(lang, "create", key, 2, 64)
+        proc.wait(DEADLINE)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"segment exists", proc.stderr.read())
+        self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)), ([], [shm.id]))
+
+    def test_c_create_refuses_a_bare_segment_and_leaves_nothing(self):
+        self.refuses_a_bare_segment("c")
+
+    def test_go_create_refuses_a_bare_segment_and_leaves_nothing(self):
+        self.refuses_a_bare_segment("go")
 
     def races(self, lang, rounds=15):
         """`lang create` and Python's Channel(key, IPC_CREAT) on one fresh key at once: one
