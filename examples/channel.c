@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/types.h>
@@ -469,6 +470,33 @@ static int close_channel(struct channel *c)
     return 0;
 }
 
+/* Map `size` bytes at `address` (page-aligned) now, in one system call, rather than one page
+ * fault per page while messages flow (a fault costs microseconds on a virtual machine, and a
+ * 1 MiB message touches 256 pages in each process).  Only a hint: errors are ignored. */
+static void prefault(void *address, size_t size, int write)
+{
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(address, size, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#else
+    (void)address;
+    (void)size;
+    (void)write;
+#endif
+}
+
+#define PREFAULT_MAX ((size_t)256 << 20)    /* segments up to this size are mapped at once */
+
+/* A page-aligned buffer of `size` bytes (zeroed), mapped at once; NULL if out of memory. */
+static void *buffer(size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, size ? size : 1) != 0)
+        return NULL;
+    prefault(p, size, 1);
+    memset(p, 0, size);
+    return p;
+}
+
 /* The header check of an opener (MUTEX held): 0, or -1 with the reason printed. */
 static int check_header(struct channel *c, size_t segsz)
 {
@@ -534,8 +562,11 @@ static int open_segment(struct channel *c, key_t key)
         c->h = base;
         settle(c);
         rc = check_header(c, sds.shm_segsz);
-        if (rc == 0)
+        if (rc == 0) {
             bind_geometry(c);
+            if (sds.shm_segsz <= PREFAULT_MAX)
+                prefault(base, sds.shm_segsz, 1);
+        }
     }
     final_ops(c, OPS({SVSHM_CH_MUTEX, 1, U}));
     return rc;
@@ -630,6 +661,8 @@ static int create_channel(struct channel *c, key_t key, long slots, long slot_si
     h->slots_offset = (uint32_t)svshm_ch_slots_offset((uint32_t)slots);
     __atomic_store_n(&h->magic, SVSHM_CH_MAGIC, __ATOMIC_RELEASE);     /* magic last */
     bind_geometry(c);
+    if (size <= PREFAULT_MAX)
+        prefault(base, (size_t)size, 1);
     if (semop(c->semid, OPS({SVSHM_CH_MUTEX, 1, 0})) != 0) {
         perror("semop (release MUTEX)");
         goto fail;
@@ -669,7 +702,7 @@ static int number(const char *text, long *value)
 static int producer(struct channel *c, long count, const char *tag, long size, int in_place,
                     long abandon)
 {
-    char *text = calloc(1, (size_t)(size > 256 ? size : 256));
+    char *text = buffer((size_t)(size > 256 ? size : 256));
     long i;
     if (!text)
         return 1;
@@ -705,7 +738,7 @@ static int producer(struct channel *c, long count, const char *tag, long size, i
 
 static int consumer(struct channel *c, long count, int in_place, long hold)
 {
-    unsigned char *buf = in_place ? NULL : malloc((size_t)c->slot_size + 1);
+    unsigned char *buf = in_place ? NULL : buffer((size_t)c->slot_size + 1);
     long i;
     if (!in_place && !buf)
         return 1;
