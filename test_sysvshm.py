@@ -7007,6 +7007,13 @@ class TestChannelPeerCreate(ChannelPeers):
         self.assertIn(b"3 slots of 100 bytes", proc.stderr.read())
         self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)), ([semid], [shmid]))
         self.exchange(ch, lang, 20)
+        # IPC_PRIVATE: refused (nobody could open it), nothing created.
+        before = live_ids("sem"), live_ids("shm")
+        proc = self.start(lang, "create", 0, 2, 64)
+        proc.wait(DEADLINE)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"needs a key", proc.stderr.read())
+        self.assertEqual((live_ids("sem"), live_ids("shm")), before)
 
     def test_c_creates_python_opens(self):
         self.creates("c")

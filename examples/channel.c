@@ -597,6 +597,11 @@ static int create_channel(struct channel *c, key_t key, long slots, long slot_si
                 0x7fffffffL);
         return -1;
     }
+    if (key == IPC_PRIVATE) {
+        fprintf(stderr, "a channel needs a key (IPC_PRIVATE objects cannot be opened by another "
+                        "program)\n");
+        return -1;
+    }
     size = svshm_ch_size((uint32_t)slots, (uint32_t)slot_size);
     for (tries = 0; ; tries++) {
         c->semid = semget(key, SVSHM_CH_NSEMS, IPC_CREAT | IPC_EXCL | mode);

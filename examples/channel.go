@@ -554,6 +554,10 @@ func create(key int, slots, slotSize int64, mode int) (*channel, bool, error) {
 		return nil, false, fmt.Errorf("slots must be 1..%d and slot_size 1..%d", chMaxSlots,
 			0x7fffffff)
 	}
+	if key == 0 {
+		return nil, false, errors.New("a channel needs a key (IPC_PRIVATE objects cannot be " +
+			"opened by another program)")
+	}
 	c := newChannel()
 	for tries := 0; ; tries++ {
 		r, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 4,
