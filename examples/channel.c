@@ -486,14 +486,17 @@ static void prefault(void *address, size_t size, int write)
 
 #define PREFAULT_MAX ((size_t)256 << 20)    /* segments up to this size are mapped at once */
 
-/* A page-aligned buffer of `size` bytes (zeroed), mapped at once; NULL if out of memory. */
-static void *buffer(size_t size)
+/* A page-aligned buffer of `size` bytes (zeroed if asked), mapped at once when it is not
+ * huge; NULL if out of memory. */
+static void *buffer(size_t size, int zeroed)
 {
     void *p = NULL;
     if (posix_memalign(&p, 4096, size ? size : 1) != 0)
         return NULL;
-    prefault(p, size, 1);
-    memset(p, 0, size);
+    if (size <= PREFAULT_MAX)
+        prefault(p, size, 1);
+    if (zeroed)
+        memset(p, 0, size);
     return p;
 }
 
@@ -707,7 +710,7 @@ static int number(const char *text, long *value)
 static int producer(struct channel *c, long count, const char *tag, long size, int in_place,
                     long abandon)
 {
-    char *text = buffer((size_t)(size > 256 ? size : 256));
+    char *text = buffer((size_t)(size > 256 ? size : 256), 1);
     long i;
     if (!text)
         return 1;
@@ -743,7 +746,7 @@ static int producer(struct channel *c, long count, const char *tag, long size, i
 
 static int consumer(struct channel *c, long count, int in_place, long hold)
 {
-    unsigned char *buf = in_place ? NULL : buffer((size_t)c->slot_size + 1);
+    unsigned char *buf = in_place ? NULL : buffer((size_t)c->slot_size + 1, 0);
     long i;
     if (!in_place && !buf)
         return 1;
