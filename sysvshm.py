@@ -3486,7 +3486,13 @@ class Channel(object):
                     raise self._closed_error(what)
                 raise _error(_errno.EPROTO, self._describe(what)() + ": a READY unit without a "
                              "message (a peer broke the protocol)", InternalError)
-            return int(self._order[h.tail % self._slots_n]) % self._slots_n
+            s = int(self._order[h.tail % self._slots_n]) % self._slots_n
+            if self._slot[s].length > self._slot_size:
+                raise _error(_errno.EPROTO, self._describe(what)() + ": the next message's "
+                             "length (%d) is over slot_size (%d): a peer broke the protocol; "
+                             "it stays queued" % (self._slot[s].length, self._slot_size),
+                             InternalError)
+            return s
         except BaseException:
             self._final(self._op_ready_unlock)
             raise

@@ -6156,6 +6156,24 @@ class TestChannel(Base):
             self.assertEqual(bytes(view), b"temp")
         self.assertIdle(ch)
 
+    def test_a_length_over_slot_size_is_refused(self):
+        """A peer that writes a length over slot_size broke the protocol: every way of receiving
+        refuses the message (InternalError) and leaves it queued, rather than return the next
+        slot's bytes."""
+        ch = self.new_channel(slots=2, slot_size=64)
+        ch.send(b"x")
+        slot = ch._slot[ch._order[ch._h.tail % ch.slots]]
+        slot.length = 65
+        for receive in (lambda: ch.receive(0), lambda: ch.receive_into(bytearray(200), 0),
+                        lambda: ch.receive_view(0).__enter__()):
+            with self.assertRaises(sysvshm.InternalError) as caught:
+                receive()
+            self.assertIn("over slot_size", str(caught.exception))
+            self.assertEqual(ch.pending, 1)
+        slot.length = 1
+        self.assertEqual(ch.receive(0), b"x")
+        self.assertIdle(ch)
+
     def test_in_place_arguments_are_checked_at_the_call(self):
         ch = self.new_channel(slots=2, slot_size=100)
         self.assertRaises(ValueError, ch.reserve, -1)
@@ -6896,6 +6914,30 @@ class TestChannelInterop(Base):
             pairs += got
         self.assertEqual(sorted(pairs), sorted((tag, i) for tag, n in counts.items()
                                                for i in range(n)))
+
+    def refuses_a_length_over_slot_size(self, lang, *mode):
+        self.peer(lang)
+        ch = self.new_channel(slots=2, slot_size=64)
+        ch.send(b"x")
+        ch._slot[ch._order[ch._h.tail % ch.slots]].length = 65     # a peer broke the protocol
+        proc = self.start(lang, *(list(mode) + ["consumer", ch.key, 1, DEADLINE]))
+        try:
+            out, err = proc.communicate(timeout=DEADLINE * 2)
+        except subprocess.TimeoutExpired:
+            self.fail("%s did not finish" % proc.args)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn(b"over slot_size", err)
+        self.assertEqual(ch.pending, 1)                            # it stays queued
+        mutex, free, ready, done = sysvshm.SemaphoreSet(ch.key).values   # all given back
+        self.assertEqual((mutex, free, ready), (1, ch.slots - 1, 1))
+
+    def test_c_refuses_a_length_over_slot_size(self):
+        self.refuses_a_length_over_slot_size("c")
+        self.refuses_a_length_over_slot_size("c", "--in-place")
+
+    def test_go_refuses_a_length_over_slot_size(self):
+        self.refuses_a_length_over_slot_size("go")
+        self.refuses_a_length_over_slot_size("go", "--in-place")
 
     def to_python(self, lang):
         self.peer(lang)     # (a skip before anything is created: a skip's traceback keeps locals)

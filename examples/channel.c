@@ -378,6 +378,7 @@ static int commit_slot(struct channel *c, uint32_t s, uint32_t n)
 static long consumer_slot(struct channel *c)
 {
     volatile struct svshm_ch_header *h = c->h;
+    uint32_t s;
     int rc = wait_ops(c, OPS({SVSHM_CH_READY, -1, U}, {SVSHM_CH_MUTEX, -1, U}), FOR_READY);
     if (rc)
         return rc;
@@ -389,7 +390,15 @@ static long consumer_slot(struct channel *c)
         fprintf(stderr, "a READY unit without a message (a peer broke the protocol)\n");
         return -1;
     }
-    return (long)(c->order[h->tail % c->slots] % c->slots);
+    s = c->order[h->tail % c->slots] % c->slots;
+    if (slot_at(c, s)->length > c->slot_size) {
+        final_ops(c, OPS({SVSHM_CH_READY, 1, U}, {SVSHM_CH_MUTEX, 1, U}));
+        fprintf(stderr, "the next message's length (%u) is over slot_size (%u): a peer broke "
+                "the protocol; it stays queued\n", (unsigned)slot_at(c, s)->length,
+                c->slot_size);
+        return -1;
+    }
+    return (long)s;
 }
 
 /* RECEIVE (copy): the length, CLOSED, TIMEDOUT or -1. */

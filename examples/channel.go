@@ -446,7 +446,13 @@ func (c *channel) consumerSlot() (uint32, error) {
 		}
 		return 0, errors.New("a READY unit without a message")
 	}
-	return atomic.LoadUint32(c.order(tail)) % c.slots, nil
+	s := atomic.LoadUint32(c.order(tail)) % c.slots
+	if n := atomic.LoadUint32(&c.slot(s).Length); n > c.slotSize {
+		c.final(sembuf{semReady, 1, semUndo}, sembuf{semMutex, 1, semUndo})
+		return 0, fmt.Errorf("the next message's length (%d) is over slot_size (%d): "+
+			"a peer broke the protocol; it stays queued", n, c.slotSize)
+	}
+	return s, nil
 }
 
 func (c *channel) length(s uint32) uint32 {
