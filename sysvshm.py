@@ -3098,49 +3098,52 @@ class _InPlace(object):
     reference fail with RuntimeError instead of taking or freeing a slot twice."""
     __slots__ = ("_channel", "_send", "_n", "_timeout", "_slot", "_tickets", "_exits")
 
-    def __init__(self, channel: "Channel") -> None:
-        self._channel = weakref.ref(channel)    # no cycle: a dropped Channel goes at once
+    def __init__(self) -> None:
+        # The channel while handed out (as a generator would hold it: `with
+        # Channel(key).receive_view() as view:` works); None back in the channel's pool (no
+        # reference cycle).
+        self._channel = None  # type: Optional[Channel]
         self._send, self._n, self._timeout, self._slot = False, 0, None, -1  # type: Tuple[bool, int, Optional[float], int]
         self._tickets = []  # type: List[bool]
         self._exits = []  # type: List[bool]
 
-    def _owner(self) -> "Channel":
-        channel = self._channel()
-        if channel is None:
-            raise ReferenceError("the Channel of this context manager is gone")
-        return channel
+    def _unused(self, what: str) -> RuntimeError:
+        return RuntimeError("a reserve()/receive_view() context manager is %s once: call "
+                            "reserve()/receive_view() again" % what)
 
     def __enter__(self) -> memoryview:
-        channel = self._owner()
         try:
             self._tickets.pop()
         except IndexError:
-            raise RuntimeError("a reserve()/receive_view() context manager is entered once: "
-                               "call reserve()/receive_view() again") from None
+            raise self._unused("entered") from None
+        channel = self._channel         # armed (set before its ticket was added)
+        assert channel is not None
         try:
             if self._send:
                 view = channel._reserve_enter(self)
             else:
                 view = channel._view_enter(self)
         except BaseException:
+            self._channel = None
             channel._pool.append(self)
             raise
         self._exits.append(True)
         return view
 
     def __exit__(self, etype: "Any", value: "Any", tb: "Any") -> None:
-        channel = self._owner()
         try:
             self._exits.pop()
         except IndexError:
-            raise RuntimeError("a reserve()/receive_view() context manager is exited once, "
-                               "after it was entered") from None
+            raise self._unused("exited") from None
+        channel = self._channel         # entered: cleared only after this exit
+        assert channel is not None
         try:
             if self._send:
                 channel._reserve_exit(self._slot, self._n, etype is not None)
             else:
                 channel._view_exit(self._slot)
         finally:
+            self._channel = None
             channel._pool.append(self)
 
 
@@ -3489,7 +3492,13 @@ class Channel(object):
                     raise self._closed_error(what)
                 raise _error(_errno.EPROTO, self._describe(what)() + ": a READY unit without a "
                              "message (a peer broke the protocol)", InternalError)
-            return int(self._order[h.tail % self._slots_n]) % self._slots_n
+            s = int(self._order[h.tail % self._slots_n]) % self._slots_n
+            if self._slot[s].length > self._slot_size:
+                raise _error(_errno.EPROTO, self._describe(what)() + ": the next message's "
+                             "length (%d) is over slot_size (%d): a peer broke the protocol; "
+                             "it stays queued" % (self._slot[s].length, self._slot_size),
+                             InternalError)
+            return s
         except BaseException:
             self._final(self._op_ready_unlock)
             raise
@@ -3551,8 +3560,8 @@ class Channel(object):
         try:
             cm = self._pool.pop()
         except IndexError:
-            cm = _InPlace(self)
-        cm._send, cm._n, cm._timeout = send, n, timeout
+            cm = _InPlace()
+        cm._channel, cm._send, cm._n, cm._timeout = self, send, n, timeout
         cm._tickets.append(True)
         return cm
 

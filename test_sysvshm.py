@@ -6146,6 +6146,34 @@ class TestChannel(Base):
         del unused
         self.assertIdle(ch)
 
+    def test_in_place_on_a_temporary_channel_object(self):
+        ch = self.new_channel()
+        with sysvshm.Channel(ch.key).reserve(4) as out:     # the block keeps its channel
+            gc.collect()
+            out[:] = b"temp"
+        with sysvshm.Channel(ch.key).receive_view() as view:
+            gc.collect()
+            self.assertEqual(bytes(view), b"temp")
+        self.assertIdle(ch)
+
+    def test_a_length_over_slot_size_is_refused(self):
+        """A peer that writes a length over slot_size broke the protocol: every way of receiving
+        refuses the message (InternalError) and leaves it queued, rather than return the next
+        slot's bytes."""
+        ch = self.new_channel(slots=2, slot_size=64)
+        ch.send(b"x")
+        slot = ch._slot[ch._order[ch._h.tail % ch.slots]]
+        slot.length = 65
+        for receive in (lambda: ch.receive(0), lambda: ch.receive_into(bytearray(200), 0),
+                        lambda: ch.receive_view(0).__enter__()):
+            with self.assertRaises(sysvshm.InternalError) as caught:
+                receive()
+            self.assertIn("over slot_size", str(caught.exception))
+            self.assertEqual(ch.pending, 1)
+        slot.length = 1
+        self.assertEqual(ch.receive(0), b"x")
+        self.assertIdle(ch)
+
     def test_in_place_arguments_are_checked_at_the_call(self):
         ch = self.new_channel(slots=2, slot_size=100)
         self.assertRaises(ValueError, ch.reserve, -1)
@@ -6887,6 +6915,30 @@ class TestChannelInterop(Base):
         self.assertEqual(sorted(pairs), sorted((tag, i) for tag, n in counts.items()
                                                for i in range(n)))
 
+    def refuses_a_length_over_slot_size(self, lang, *mode):
+        self.peer(lang)
+        ch = self.new_channel(slots=2, slot_size=64)
+        ch.send(b"x")
+        ch._slot[ch._order[ch._h.tail % ch.slots]].length = 65     # a peer broke the protocol
+        proc = self.start(lang, *(list(mode) + ["consumer", ch.key, 1, DEADLINE]))
+        try:
+            out, err = proc.communicate(timeout=DEADLINE * 2)
+        except subprocess.TimeoutExpired:
+            self.fail("%s did not finish" % proc.args)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn(b"over slot_size", err)
+        self.assertEqual(ch.pending, 1)                            # it stays queued
+        mutex, free, ready, done = sysvshm.SemaphoreSet(ch.key).values   # all given back
+        self.assertEqual((mutex, free, ready), (1, ch.slots - 1, 1))
+
+    def test_c_refuses_a_length_over_slot_size(self):
+        self.refuses_a_length_over_slot_size("c")
+        self.refuses_a_length_over_slot_size("c", "--in-place")
+
+    def test_go_refuses_a_length_over_slot_size(self):
+        self.refuses_a_length_over_slot_size("go")
+        self.refuses_a_length_over_slot_size("go", "--in-place")
+
     def to_python(self, lang):
         self.peer(lang)     # (a skip before anything is created: a skip's traceback keeps locals)
         ch = self.new_channel(slots=3, slot_size=64)
@@ -6964,6 +7016,286 @@ class TestChannelInterop(Base):
         with open(os.path.join(folder, "py")) as f:
             mine = [x for x in f.read().split("\n") if x]
         self.check(mine, {"C": 300, "G": 300, "P": 300}, c_lines, go_lines)
+
+
+def ids_at_key(kind, key):
+    """The ids of `kind` objects ("sem", "shm") whose key is `key` (from /proc/sysvipc)."""
+    signed = key - (1 << 32) if key >= 1 << 31 else key
+    with open("/proc/sysvipc/" + kind) as table:
+        next(table)
+        return [int(line.split()[1]) for line in table if line.split()
+                and int(line.split()[0]) == signed]
+
+
+def shm_creator(shmid):
+    """The pid that created segment `shmid` (cpid, /proc/sysvipc/shm)."""
+    with open("/proc/sysvipc/shm") as table:
+        fields = next(table).split()
+        for line in table:
+            row = line.split()
+            if row and int(row[1]) == shmid:
+                return int(row[fields.index("cpid")])
+    raise AssertionError("no segment %d" % shmid)
+
+
+class ChannelPeers(Base):
+    """What the peer tests share with TestChannelInterop: the C and Go programs it builds, and
+    a random key, free of channels, whose objects are removed (and checked) at cleanup."""
+
+    setUpClass = classmethod(TestChannelInterop.setUpClass.__func__)
+    tearDownClass = classmethod(TestChannelInterop.tearDownClass.__func__)
+    EXAMPLES = TestChannelInterop.EXAMPLES
+    peer = TestChannelInterop.peer
+    start = TestChannelInterop.start
+    _stop = TestChannelInterop._stop
+    finish = TestChannelInterop.finish
+    check = TestChannelInterop.check
+    new_channel = TestChannel.new_channel
+    values = TestChannel.values
+    assertIdle = TestChannel.assertIdle
+
+    def free_key(self):
+        """A random key with no segment and no set; whatever a test creates there (a peer
+        program, a race) is removed at cleanup (registered here, before anything exists)."""
+        while True:
+            key = random_key()
+            if not ids_at_key("sem", key) and not ids_at_key("shm", key):
+                break
+        self.addCleanup(self._remove_at_key, key)
+        return key
+
+    def _remove_at_key(self, key):
+        for semid in ids_at_key("sem", key):
+            CREATED["sem"].add(semid)
+            remove_quietly(sysvshm.remove_semaphore, semid)
+        for shmid in ids_at_key("shm", key):
+            CREATED["shm"].add(shmid)
+            remove_quietly(sysvshm.remove_shared_memory, shmid)
+
+    def created_by(self, lang, key, slots, slot_size):
+        """Run `lang create KEY SLOTS SLOT_SIZE`: (word, semid, shmid) from its output line."""
+        lines = self.finish(self.start(lang, "create", key, slots, slot_size))
+        self.assertEqual(len(lines), 1, lines)
+        word, semid, shmid = lines[0].split()
+        CREATED["sem"].add(int(semid))
+        CREATED["shm"].add(int(shmid))
+        return word, int(semid), int(shmid)
+
+    def exchange(self, ch, lang, count=200):
+        """`lang` -> Python and Python -> `lang` on `ch`, every message once and in order."""
+        producer = self.start(lang, "producer", ch.key, count, lang.upper(), DEADLINE)
+        lines = [ch.receive(DEADLINE).decode() for _ in range(count)]
+        self.finish(producer)
+        self.check(lines, {lang.upper(): count})
+        consumer = self.start(lang, "consumer", ch.key, count, DEADLINE)
+        for i in range(count):
+            ch.send(b"P:%d" % i, DEADLINE)
+        self.check(self.finish(consumer), {"P": count})
+        self.assertIdle(ch)
+
+
+class TestChannelPeerCreate(ChannelPeers):
+    """The C and Go peers create channels (CREATE OR OPEN of examples/sysvshm_channel.h) that
+    Python opens, open what they or Python created, and race Python to create one."""
+
+    def creates(self, lang):
+        self.peer(lang)
+        key = self.free_key()
+        word, semid, shmid = self.created_by(lang, key, 3, 100)
+        self.assertEqual(word, "created")
+        self.assertEqual(sysvshm.SemaphoreSet(key).values, [1, 3, 0, 0])   # MUTEX released
+        ch = sysvshm.Channel(key)                   # Python opens it: geometry from the segment
+        self.assertEqual((ch.semid, ch.id, ch.slots, ch.slot_size), (semid, shmid, 3, 100))
+        self.addCleanup(ch.detach)
+        self.exchange(ch, lang)
+        # Create-or-open finds it: same objects; another geometry is refused, nothing removed.
+        self.assertEqual(self.created_by(lang, key, 3, 100), ("opened", semid, shmid))
+        proc = self.start(lang, "create", key, 4, 100)
+        proc.wait(DEADLINE)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"3 slots of 100 bytes", proc.stderr.read())
+        self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)), ([semid], [shmid]))
+        self.exchange(ch, lang, 20)
+        # IPC_PRIVATE: refused (nobody could open it), nothing created.
+        before = live_ids("sem"), live_ids("shm")
+        proc = self.start(lang, "create", 0, 2, 64)
+        proc.wait(DEADLINE)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"needs a key", proc.stderr.read())
+        self.assertEqual((live_ids("sem"), live_ids("shm")), before)
+
+    def test_c_creates_python_opens(self):
+        self.creates("c")
+
+    def test_go_creates_python_opens(self):
+        self.creates("go")
+
+    def opens_python_channel(self, lang):
+        self.peer(lang)
+        ch = self.new_channel(slots=2, slot_size=64)
+        self.assertEqual(self.created_by(lang, ch.key, 2, 64), ("opened", ch.semid, ch.id))
+        producer = self.start(lang, "--create", 2, 64, "producer", ch.key, 50, "X", DEADLINE)
+        self.check([ch.receive(DEADLINE).decode() for _ in range(50)], {"X": 50})
+        self.finish(producer)
+        self.assertIdle(ch)
+
+    def test_c_create_opens_python_channel(self):
+        self.opens_python_channel("c")
+
+    def test_go_create_opens_python_channel(self):
+        self.opens_python_channel("go")
+
+    def refuses_a_bare_segment(self, lang):
+        """A segment but no set at the key: creating fails and removes the set it made."""
+        self.peer(lang)
+        key = self.free_key()
+        shm = self.new_shm(4096, key=key)
+        proc = self.start(lang, "create", key, 2, 64)
+        proc.wait(DEADLINE)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"segment exists", proc.stderr.read())
+        self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)), ([], [shm.id]))
+
+    def test_c_create_refuses_a_bare_segment_and_leaves_nothing(self):
+        self.refuses_a_bare_segment("c")
+
+    def test_go_create_refuses_a_bare_segment_and_leaves_nothing(self):
+        self.refuses_a_bare_segment("go")
+
+    def races(self, lang, rounds=15):
+        """`lang create` and Python's Channel(key, IPC_CREAT) on one fresh key at once: one
+        channel, one creator, both work."""
+        self.peer(lang)
+        creators = set()
+        for round_ in range(rounds):
+            key = self.free_key()
+            proc = self.start(lang, "create", key, 2, 64)
+            # Jitter (not synchronisation): the program's start-up (~1 ms) against ours, so
+            # that either may create first.
+            until = time.perf_counter() + random.random() * 0.003
+            while time.perf_counter() < until:
+                pass
+            ch = sysvshm.Channel(key, IPC_CREAT, slots=2, slot_size=64)
+            self.addCleanup(ch.detach)
+            word, semid, shmid = self.created_by_proc(proc)
+            self.assertEqual((ch.semid, ch.id), (semid, shmid), round_)
+            self.assertEqual((ids_at_key("sem", key), ids_at_key("shm", key)),
+                             ([semid], [shmid]), round_)
+            creator = shm_creator(shmid)
+            self.assertEqual(word == "created", creator == proc.pid, (round_, word, creator))
+            self.assertIn(creator, (proc.pid, os.getpid()), round_)
+            creators.add(word)
+            producer = self.start(lang, "producer", key, 5, "R", DEADLINE)
+            self.check([ch.receive(DEADLINE).decode() for _ in range(5)], {"R": 5})
+            self.finish(producer)
+            self.assertIdle(ch)
+        return creators
+
+    def created_by_proc(self, proc):
+        lines = self.finish(proc)
+        self.assertEqual(len(lines), 1, lines)
+        word, semid, shmid = lines[0].split()
+        CREATED["sem"].add(int(semid))
+        CREATED["shm"].add(int(shmid))
+        return word, int(semid), int(shmid)
+
+    def test_c_and_python_race_to_create(self):
+        self.races("c")
+
+    def test_go_and_python_race_to_create(self):
+        self.races("go")
+
+
+class TestChannelPeerInPlace(ChannelPeers):
+    """The C and Go peers' zero-copy operations (--in-place): RESERVE/COMMIT/ABANDON and
+    RECEIVE IN PLACE/RELEASE against Python, and a reader killed while it holds a slot."""
+
+    def to_python(self, lang):
+        self.peer(lang)
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "--in-place", "--abandon", 7, "producer", ch.key, 500,
+                          lang.upper(), DEADLINE)
+        lines = [ch.receive(DEADLINE).decode() for _ in range(500)]
+        self.finish(proc)
+        self.check(lines, {lang.upper(): 500})      # no "ABANDONED", every slot came back
+        self.assertIdle(ch)
+
+    def from_python(self, lang):
+        self.peer(lang)
+        ch = self.new_channel(slots=3, slot_size=64)
+        proc = self.start(lang, "--in-place", "consumer", ch.key, -1, DEADLINE)
+        for i in range(500):
+            if i % 2:
+                ch.send(b"P:%d" % i, DEADLINE)
+            else:
+                message = b"P:%d" % i
+                with ch.reserve(len(message), DEADLINE) as out:
+                    out[:] = message
+        ch.close()
+        self.check(self.finish(proc), {"P": 500})
+        ch._lock()
+        ch._settle()
+        ch._final(ch._op_unlock)
+        poison = 16384          # SVSHM_CH_POISON: added to FREE and READY by CLOSE
+        self.assertEqual(self.values(ch), [1, 3 + poison, poison, 0])   # every slot back
+
+    def test_c_in_place_to_python(self):
+        self.to_python("c")
+
+    def test_go_in_place_to_python(self):
+        self.to_python("go")
+
+    def test_python_to_c_in_place(self):
+        self.from_python("c")
+
+    def test_python_to_go_in_place(self):
+        self.from_python("go")
+
+    def test_c_in_place_producer_and_consumer(self):
+        self.peer("c")
+        ch = self.new_channel(slots=2, slot_size=64)
+        consumer = self.start("c", "--in-place", "consumer", ch.key, 300, DEADLINE)
+        producer = self.start("c", "--in-place", "--abandon", 5, "producer", ch.key, 300, "C",
+                              DEADLINE)
+        self.finish(producer)
+        self.check(self.finish(consumer), {"C": 300})
+        self.assertIdle(ch)
+
+    def killed_holding(self, lang):
+        self.peer(lang)
+        ch = self.new_channel(slots=2, slot_size=64)
+        ch.send(b"P:0", DEADLINE)
+        ch.send(b"P:1", DEADLINE)
+        reader = self.start(lang, "--in-place", "--hold", 1, "consumer", ch.key, -1, DEADLINE)
+        lines = [read_line(reader.stdout.fileno()) for _ in range(3)]
+        self.assertEqual(lines, ["P:0\n", "P:1\n", "holding\n"])
+        # It holds P:1's slot in place (READING, its pid), and the slot's FREE unit is its own
+        # (SEM_UNDO).
+        self.assertEqual(sorted((slot.state, slot.pid) for slot in ch._slot),
+                         [(0, 0), (3, reader.pid)])
+        self.assertEqual(self.values(ch)[:3], [1, 1, 0])
+        reader.kill()
+        reader.wait(DEADLINE)
+        self.assertEqual(self.values(ch)[:3], [1, 2, 0])    # the kernel gave the unit back
+        # Both slots again: the second send needs the dead reader's slot (RECLAIM).
+        ch.send(b"P:2", DEADLINE)
+        ch.send(b"P:3", DEADLINE)
+        self.assertRaises(sysvshm.BusyError, ch.send, b"P:x", 0)
+        other = self.start(lang, "--in-place", "consumer", ch.key, 2, DEADLINE)
+        self.assertEqual(self.finish(other), ["P:2", "P:3"])      # P:1 died with its reader
+        for i in range(4, 10):
+            ch.send(b"P:%d" % i, DEADLINE)
+            self.assertEqual(ch.receive(DEADLINE), b"P:%d" % i)
+        self.assertIdle(ch)
+        self.assertEqual((ch._h.reclaimed, ch._h.sent, ch._h.received), (1, 10, 10))
+
+    def test_c_in_place_reader_killed_holding_a_slot(self):
+        self.killed_holding("c")
+
+    def test_go_in_place_reader_killed_holding_a_slot(self):
+        self.killed_holding("go")
+
+
 # --- Hardening: semaphores and message queues (issue 10 items 4, 5, 8-13; issue 11 item 5) -----
 def _limited(code, limit=1 << 30):
     """`code` preceded by an address-space limit, so that an allocation the module must not

@@ -96,7 +96,9 @@
  *
  * RECEIVE (copy): semop {READY,-1,SEM_UNDO},{MUTEX,-1,SEM_UNDO}; SETTLE;
  *   if tail == head (only after close, see CLOSE): semop {READY,+1,SEM_UNDO},{MUTEX,+1,SEM_UNDO},
- *   report "closed and drained".  s = order[tail % slots]; copy length bytes out;
+ *   report "closed and drained".  s = order[tail % slots] (a length over
+ *   slot_size: a peer broke the protocol - give back as above, report it, leave it queued); copy
+ *   length bytes out;
  *   JOURNAL(TAKE_FREE, s, tail); tail = j_counter + 1; slot.pid = 0; slot.state = FREE;
  *   received += 1;
  *   final semop {READY,+1,SEM_UNDO},{READY,-1,0},{FREE,+1,0},{DONE,+1,0},{MUTEX,+1,SEM_UNDO}.
