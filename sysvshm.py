@@ -3028,6 +3028,10 @@ _CH_MUTEX, _CH_FREE, _CH_READY, _CH_DONE = 0, 1, 2, 3
 _CH_SLOT_FREE, _CH_WRITING, _CH_READY_STATE, _CH_READING = 0, 1, 2, 3
 _J_NONE, _J_COMMIT, _J_TAKE, _J_TAKE_FREE, _J_CLOSE = 0, 1, 2, 3, 4
 _CH_SPIN = 50          # IPC_NOWAIT tries before a blocking wait (see Channel._wait)
+# What an operation holds besides MUTEX, should an exception leave MUTEX taken (Channel._recover):
+_PH_PRODUCER, _PH_CONSUMER, _PH_MUTEX, _PH_EXIT_WRITING, _PH_EXIT_READING = range(5)
+# semid -> one entry per thread of this process inside an operation on that channel.
+_CH_INFLIGHT = {}  # type: Dict[int, List[List[int]]]
 _CH_OPEN_WAIT = 5.0     # seconds an opener waits for the creator to finish initialising
 
 
@@ -3092,20 +3096,18 @@ def _ch_error(cls: "Any", err: int, text: str, call: str) -> Error:
 
 
 class _InPlace(object):
-    """What Channel.reserve() and Channel.receive_view() return: a context manager that each
-    channel reuses (a pool), so that working in place allocates nothing per message.  Each use
-    enters and exits once: a ticket taken with list.pop() (atomic) makes a stale or shared
-    reference fail with RuntimeError instead of taking or freeing a slot twice."""
-    __slots__ = ("_channel", "_send", "_n", "_timeout", "_slot", "_tickets", "_exits")
+    """What Channel.reserve() and Channel.receive_view() return: a context manager for one
+    block.  It is entered and exited once (RuntimeError otherwise: nothing is taken or freed
+    twice); one entered and never exited (dropped) gives its slot back when collected."""
+    __slots__ = ("_channel", "_send", "_n", "_timeout", "_tickets", "_exits", "_entry")
 
-    def __init__(self) -> None:
-        # The channel while handed out (as a generator would hold it: `with
-        # Channel(key).receive_view() as view:` works); None back in the channel's pool (no
-        # reference cycle).
-        self._channel = None  # type: Optional[Channel]
-        self._send, self._n, self._timeout, self._slot = False, 0, None, -1  # type: Tuple[bool, int, Optional[float], int]
-        self._tickets = []  # type: List[bool]
+    def __init__(self, channel: "Channel", send: bool, n: int,
+                 timeout: "Optional[float]") -> None:
+        self._channel, self._send, self._n, self._timeout = channel, send, n, timeout
+        self._tickets = [True]
         self._exits = []  # type: List[bool]
+        # (phase, the slot taken under MUTEX, the slot held after it): see Channel._recover
+        self._entry = [_PH_PRODUCER if send else _PH_CONSUMER, -1, -1]
 
     def _unused(self, what: str) -> RuntimeError:
         return RuntimeError("a reserve()/receive_view() context manager is %s once: call "
@@ -3116,18 +3118,23 @@ class _InPlace(object):
             self._tickets.pop()
         except IndexError:
             raise self._unused("entered") from None
-        channel = self._channel         # armed (set before its ticket was added)
-        assert channel is not None
+        channel, entry = self._channel, self._entry
+        inflight = channel._inflight
         try:
+            inflight.append(entry)
             if self._send:
-                view = channel._reserve_enter(self)
+                view = channel._reserve_enter(entry, self._n, self._timeout)
             else:
-                view = channel._view_enter(self)
+                view = channel._view_enter(entry, self._timeout)
+            self._exits.append(True)
+            channel._held += 1
         except BaseException:
-            self._channel = None
-            channel._pool.append(self)
+            channel._recover(entry)
+            if entry[2] >= 0 and not self._exits:   # taken, and the block will not run
+                channel._orphan(entry[2])
             raise
-        self._exits.append(True)
+        finally:
+            inflight.pop()
         return view
 
     def __exit__(self, etype: "Any", value: "Any", tb: "Any") -> None:
@@ -3135,16 +3142,35 @@ class _InPlace(object):
             self._exits.pop()
         except IndexError:
             raise self._unused("exited") from None
-        channel = self._channel         # entered: cleared only after this exit
-        assert channel is not None
+        channel, entry = self._channel, self._entry
+        channel._held -= 1
+        s = entry[2]
+        inflight = channel._inflight
         try:
+            inflight.append(entry)
             if self._send:
-                channel._reserve_exit(self._slot, self._n, etype is not None)
+                entry[0] = _PH_EXIT_WRITING
+                channel._reserve_exit(s, self._n, etype is not None)
             else:
-                channel._view_exit(self._slot)
+                entry[0] = _PH_EXIT_READING
+                channel._view_exit(s)
+        except BaseException:
+            channel._recover(entry)
+            raise
         finally:
-            self._channel = None
-            channel._pool.append(self)
+            inflight.pop()
+
+    def __del__(self) -> None:
+        # Entered, never exited (a dropped ExitStack, a manual __enter__()): give the slot back
+        # without waiting - MUTEX may be this very thread's, held in the code the collector
+        # interrupted - or leave it to this channel's next operation.
+        try:
+            if self._exits:
+                self._exits.pop()
+                self._channel._held -= 1
+                self._channel._orphan(self._entry[2])
+        except BaseException:
+            pass
 
 
 class Channel(object):
@@ -3162,7 +3188,7 @@ class Channel(object):
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  slots: "Optional[int]" = None, slot_size: "Optional[int]" = None) -> None:
-        self._pool = []  # type: List[_InPlace]
+        self._orphans = []  # type: List[int]
         flags = _check_flags(flags, IPC_CREX, "Channel")
         mode = _check_mode(mode)
         want_slots = None if slots is None else _index(slots, "slots")
@@ -3186,60 +3212,73 @@ class Channel(object):
         values = [0, new_slots, 0, 0]     # MUTEX held by the creator until the header is written
         size = _ch_geometry(new_slots, new_size)[2]
         creator = False
-        for _ in range(100):
-            if key is None:
-                ident, ckey = _create_at_random_key(lambda k: int(_semget(k, 4, IPC_CREX | mode)))
-                _check(ident, lambda: "semget(random key, 4, IPC_CREX)", gone=False)
-                creator = True
-            else:
-                ckey = _key_t(key)
-                ident = -1
-                if flags & IPC_CREAT:
-                    ident = _semget(ckey, 4, IPC_CREX | mode)
-                    creator = ident >= 0
-                    if not creator and (_get_errno() != _errno.EEXIST or flags & IPC_EXCL):
-                        _check(-1, lambda: "semget(key=%s, 4, %#o)" % (key, flags), gone=False)
-                if not creator:
-                    ident = _semget(ckey, 0, mode if flags & IPC_CREAT else 0)
-                    if ident < 0:
-                        if flags & IPC_CREAT and _get_errno() == _errno.ENOENT:
-                            continue    # removed between our two semget calls
-                        _check(-1, lambda: "semget(key=%s, 0, 0)" % (key,), gone=False)
-            if not creator:
-                self._semid = ident
-                self._key = key if key is not None else ckey
-                self._open(ckey, want_slots, want_size)
-                return
-            _initialise_new(ident, values)
-            try:
-                shm = SharedMemory(ckey, IPC_CREX, mode, size, init_character=None)
-            except ExistsError:
-                _semctl(ident, 0, _IPC_RMID)
+        # Creating defers asynchronous signals (as the other constructors do), so that no
+        # handler's exception falls between making the set or the segment and the code that
+        # removes them if a later step fails.
+        mask = _signal_mask()
+        try:
+            _defer_signals()
+            for _ in range(100):
                 if key is None:
-                    continue    # the segment key is taken: another random key
-                raise _ch_error(ExistsError, _errno.EEXIST, "a segment exists at this key but "
-                                "no channel semaphore set", "Channel(key=%s)" % _fmt_key(ckey)
-                                ) from None
-            except BaseException:
-                _semctl(ident, 0, _IPC_RMID)
-                raise
-            try:
-                self._semid, self._key = ident, (key if key is not None else ckey)
-                self._bind(shm, new_slots, new_size)
-                h = self._h
-                h.version, h.header_size, h.slots, h.slot_size = (_CH_VERSION, _CH_HEADER,
-                                                                  new_slots, new_size)
-                h.order_offset = _CH_HEADER
-                h.slots_offset, h.slot_stride = _ch_geometry(new_slots, new_size)[:2]
-                h.magic = _CH_MAGIC
-                self._final(self._op_unlock_plain)
-            except BaseException:
-                self._drop()
-                _shmctl(shm.id, _IPC_RMID, None)
-                _semctl(ident, 0, _IPC_RMID)
-                raise
-            return
-        raise _error(_errno.EAGAIN, "Channel(key=%r): the key kept changing hands" % (key,))
+                    ident, ckey = _create_at_random_key(lambda k: int(_semget(k, 4, IPC_CREX | mode)))
+                    _check(ident, lambda: "semget(random key, 4, IPC_CREX)", gone=False)
+                    creator = True
+                else:
+                    ckey = _key_t(key)
+                    ident = -1
+                    if flags & IPC_CREAT:
+                        ident = _semget(ckey, 4, IPC_CREX | mode)
+                        creator = ident >= 0
+                        if not creator and (_get_errno() != _errno.EEXIST or flags & IPC_EXCL):
+                            _check(-1, lambda: "semget(key=%s, 4, %#o)" % (key, flags), gone=False)
+                    if not creator:
+                        ident = _semget(ckey, 0, mode if flags & IPC_CREAT else 0)
+                        if ident < 0:
+                            if flags & IPC_CREAT and _get_errno() == _errno.ENOENT:
+                                continue    # removed between our two semget calls
+                            _check(-1, lambda: "semget(key=%s, 0, 0)" % (key,), gone=False)
+                if not creator:
+                    self._semid = ident
+                    self._key = key if key is not None else ckey
+                    deferred, mask = mask, None
+                    _restore_signals(deferred)     # (nothing made: opening waits, interruptible)
+                    self._open(ckey, want_slots, want_size)
+                    return
+                _initialise_new(ident, values)
+                try:
+                    shm = SharedMemory(ckey, IPC_CREX, mode, size, init_character=None)
+                except ExistsError:
+                    _semctl(ident, 0, _IPC_RMID)
+                    if key is None:
+                        continue    # the segment key is taken: another random key
+                    raise _ch_error(ExistsError, _errno.EEXIST, "a segment exists at this key but "
+                                    "no channel semaphore set", "Channel(key=%s)" % _fmt_key(ckey)
+                                    ) from None
+                except BaseException:
+                    _semctl(ident, 0, _IPC_RMID)
+                    raise
+                try:
+                    self._semid, self._key = ident, (key if key is not None else ckey)
+                    self._bind(shm, new_slots, new_size)
+                    h = self._h
+                    h.version, h.header_size, h.slots, h.slot_size = (_CH_VERSION, _CH_HEADER,
+                                                                      new_slots, new_size)
+                    h.order_offset = _CH_HEADER
+                    h.slots_offset, h.slot_stride = _ch_geometry(new_slots, new_size)[:2]
+                    h.magic = _CH_MAGIC
+                    self._final(self._op_unlock_plain)
+                    deferred, mask = mask, None
+                    _restore_signals(deferred)     # a handler's exception here still removes both
+                except BaseException:
+                    self._drop()
+                    _shmctl(shm.id, _IPC_RMID, None)
+                    _semctl(ident, 0, _IPC_RMID)
+                    raise
+                return
+            raise _error(_errno.EAGAIN, "Channel(key=%r): the key kept changing hands" % (key,))
+        finally:
+            if mask is not None:
+                _restore_signals(mask)
 
     # -- opening and layout ---------------------------------------------------------------------
     def _open(self, ckey: int, want_slots: "Optional[int]", want_size: "Optional[int]") -> None:
@@ -3250,8 +3289,21 @@ class Channel(object):
             raise _ch_error(ChannelLayoutError, _errno.EINVAL, "the semaphore set at this key has "
                             "%d semaphores, a channel's has 4" % nsems, call)
         self._make_ops()
+        entry = [_PH_MUTEX, -1, -1]
+        inflight = self._inflight
         try:
-            _semop_wait(self._semid, self._op_lock, 1, _CH_OPEN_WAIT * (1 + 0 * nsems),
+            inflight.append(entry)
+            self._open_locked(ckey, want_slots, want_size, call)
+        except BaseException:
+            self._recover(entry)
+            raise
+        finally:
+            inflight.pop()
+
+    def _open_locked(self, ckey: int, want_slots: "Optional[int]", want_size: "Optional[int]",
+                     call: str) -> None:
+        try:
+            _semop_wait(self._semid, self._op_lock, 1, _CH_OPEN_WAIT,
                         lambda: call + ": semop(MUTEX)")
         except TimedOutError:
             raise _ch_error(ChannelLayoutError, _errno.ETIMEDOUT, "the channel's creator did not "
@@ -3310,6 +3362,8 @@ class Channel(object):
         self._op_ready_lock_try = ops((_CH_READY, -1, N), (_CH_MUTEX, -1, N))
         self._op_unlock = ops((_CH_MUTEX, 1, U))
         self._op_unlock_plain = ops((_CH_MUTEX, 1, 0))
+        self._op_free_give = ops((_CH_FREE, 1, U))
+        self._inflight = _CH_INFLIGHT.setdefault(self._semid, [])
         self._op_free_lock = ops((_CH_FREE, -1, U), (_CH_MUTEX, -1, U))
         self._op_free_unlock = ops((_CH_FREE, 1, U), (_CH_MUTEX, 1, U))
         self._op_ready_lock = ops((_CH_READY, -1, U), (_CH_MUTEX, -1, U))
@@ -3375,7 +3429,13 @@ class Channel(object):
         self._wait(self._op_lock, self._op_lock_try, None, "lock")
 
     def _settle(self) -> None:
-        """Finish or roll back the previous MUTEX holder's journal (SETTLE)."""
+        """Finish or roll back the previous MUTEX holder's journal (SETTLE); then give back
+        the slots of this object's dropped in-place blocks."""
+        self._settle_journal()
+        if self._orphans:
+            self._settle_orphans()
+
+    def _settle_journal(self) -> None:
         h = self._h
         if h.j_op == _J_NONE:
             return
@@ -3520,15 +3580,24 @@ class Channel(object):
             n = flat.nbytes
             self._check_length(n)
             timeout = _timeout(timeout)
-            s = self._producer_slot(timeout, "send")
+            entry = [_PH_PRODUCER, -1, -1]
+            inflight = self._inflight
             try:
-                start = self._payload[s]
-                self._buf[start:start + n] = flat
-                self._slot[s].length = n
+                inflight.append(entry)
+                s = self._producer_slot(timeout, "send")
+                try:
+                    start = self._payload[s]
+                    self._buf[start:start + n] = flat
+                    self._slot[s].length = n
+                except BaseException:
+                    self._final(self._op_free_unlock)
+                    raise
+                self._commit_locked(s)
             except BaseException:
-                self._final(self._op_free_unlock)
+                self._recover(entry)
                 raise
-            self._commit_locked(s)
+            finally:
+                inflight.pop()
 
     def _commit_locked(self, s: int) -> None:
         h, slot = self._h, self._slot[s]
@@ -3542,7 +3611,7 @@ class Channel(object):
             h.sent += 1
         self._journaled(_J_COMMIT, s, head, body, self._op_commit, self._op_free_unlock)
 
-    def reserve(self, nbytes: int, timeout: "Optional[float]" = None) -> "_InPlace":
+    def reserve(self, nbytes: int, timeout: "Optional[float]" = None) -> _InPlace:
         """``with ch.reserve(nbytes, timeout) as buf:`` - a free slot's first ``nbytes`` bytes to
         fill in place; a clean exit commits them as one message, an exception abandons the slot
         (and propagates).  The arguments are checked at the call, the slot is taken when the
@@ -3554,42 +3623,98 @@ class Channel(object):
         if n < 0:
             raise ValueError("nbytes must be >= 0, not %d" % n)
         self._check_length(n)
-        return self._in_place(True, n, _timeout(timeout))
-
-    def _in_place(self, send: bool, n: int, timeout: "Optional[float]") -> "_InPlace":
-        try:
-            cm = self._pool.pop()
-        except IndexError:
-            cm = _InPlace()
-        cm._channel, cm._send, cm._n, cm._timeout = self, send, n, timeout
-        cm._tickets.append(True)
-        return cm
+        return _InPlace(self, True, n, _timeout(timeout))
 
     def _view(self, s: int, n: int) -> memoryview:
-        """The first n bytes of slot s: one view per slot, made again only when n changes."""
-        view = self._views[s]
-        if view is None or view.nbytes != n:
-            start = self._payload[s]
-            view = self._views[s] = self._buf[start:start + n]
+        """The first n bytes of slot s: one view per slot, made again only when n changes (or
+        the caller released it); the view it replaces is released."""
+        views = self._views
+        view = views[s]
+        try:
+            if view is not None and view.nbytes == n:
+                return view
+        except ValueError:
+            view = None                 # released by the caller
+        start = self._payload[s]
+        new = views[s] = self._buf[start:start + n]
+        if view is not None:
+            try:
+                view.release()          # (a caller's export of it keeps it: BufferError)
+            except BufferError:
+                pass
+        return new
+
+    def _reserve_enter(self, entry: "List[int]", n: int,
+                       timeout: "Optional[float]") -> memoryview:
+        s = self._producer_slot(timeout, "reserve")
+        entry[1] = s
+        slot = self._slot[s]
+        view = self._view(s, n)
+        slot.pid = os.getpid()
+        slot.state = _CH_WRITING
+        self._final(self._op_unlock)
+        entry[2] = s
         return view
 
-    def _reserve_enter(self, cm: "_InPlace") -> memoryview:
-        s = self._producer_slot(cm._timeout, "reserve")
-        slot = self._slot[s]
+    def _orphan(self, s: int) -> None:
+        """Give back slot s, held by an in-place block that will never end, at once if MUTEX is
+        free, else at this object's next lock (SETTLE does it)."""
+        if s < 0:
+            return
+        self._orphans.append(s)
+        entry = [_PH_MUTEX, -1, -1]
+        inflight = self._inflight
         try:
-            slot.pid = os.getpid()
-            slot.state = _CH_WRITING
+            inflight.append(entry)          # (a thread that would _recover must count this one)
+            if _semop_fast(self._semid, self._op_lock_try, 1) == 0:
+                try:
+                    self._settle()
+                finally:
+                    self._final(self._op_unlock)
         except BaseException:
-            slot.state = _CH_SLOT_FREE
-            self._final(self._op_free_unlock)
+            self._recover(entry)
             raise
-        self._final(self._op_unlock)
-        self._held += 1
-        cm._slot = s
-        return self._view(s, cm._n)
+        finally:
+            inflight.pop()
+
+    def _settle_orphans(self) -> None:
+        """MUTEX held: slots of dropped in-place blocks are FREE again, each with its unit."""
+        while self._orphans:
+            slot = self._slot[self._orphans.pop()]
+            slot.pid = 0
+            slot.state = _CH_SLOT_FREE
+            self._final(self._op_free_give)
+
+    def _recover(self, entry: "List[int]") -> None:
+        """After an exception in an operation of this thread (a signal handler's, most often,
+        which can land between a semop and the code that gives it back): if MUTEX is left
+        taken - 0, this process's last, and no other thread of this process inside an
+        operation on the channel - settle, and give back what the operation held."""
+        try:
+            semid = self._semid
+            if _semctl(semid, _CH_MUTEX, _GETVAL) != 0 \
+                    or _semctl(semid, _CH_MUTEX, _GETPID) != os.getpid() \
+                    or len(self._inflight) != 1:
+                return
+            phase, s = entry[0], entry[1] if entry[0] == _PH_PRODUCER else entry[2]
+            if "_h" in self.__dict__:       # (not yet, while Channel(key) opens it)
+                self._settle()
+            if phase == _PH_CONSUMER:
+                self._final(self._op_ready_unlock)
+            elif phase == _PH_MUTEX:
+                self._final(self._op_unlock)
+            else:       # our FREE unit goes back with MUTEX, and our slot (if any) is FREE
+                if s >= 0:
+                    slot = self._slot[s]
+                    if phase != _PH_PRODUCER or (slot.state == _CH_WRITING
+                                                 and slot.pid == os.getpid()):
+                        slot.pid = 0
+                        slot.state = _CH_SLOT_FREE
+                self._final(self._op_free_unlock)
+        except BaseException:
+            pass        # best effort: the caller raises the exception that brought us here
 
     def _reserve_exit(self, s: int, n: int, failed: bool) -> None:
-        self._held -= 1
         slot = self._slot[s]
         self._lock()
         try:
@@ -3601,7 +3726,9 @@ class Channel(object):
             else:
                 slot.length = n
         except BaseException:
-            self._final(self._op_unlock)
+            slot.pid = 0                    # abandoned, as an exception in the block would
+            slot.state = _CH_SLOT_FREE
+            self._final(self._op_free_unlock)
             raise
         if closed:
             self._final(self._op_free_unlock)
@@ -3625,14 +3752,23 @@ class Channel(object):
     def receive(self, timeout: "Optional[float]" = None) -> bytes:
         """The next message, copied out (waits at most ``timeout`` seconds: None forever, 0 not
         at all: TimedOutError).  ChannelClosedError once the channel is closed and drained."""
-        s = self._consumer_slot(timeout, "receive")
+        entry = [_PH_CONSUMER, -1, -1]
+        inflight = self._inflight
         try:
-            start = self._payload[s]
-            data = self._buf[start:start + self._slot[s].length].tobytes()
+            inflight.append(entry)
+            s = self._consumer_slot(timeout, "receive")
+            try:
+                start = self._payload[s]
+                data = self._buf[start:start + self._slot[s].length].tobytes()
+            except BaseException:
+                self._final(self._op_ready_unlock)
+                raise
+            self._take_free_locked(s)
         except BaseException:
-            self._final(self._op_ready_unlock)
+            self._recover(entry)
             raise
-        self._take_free_locked(s)
+        finally:
+            inflight.pop()
         return data
 
     def receive_into(self, buffer: "Any", timeout: "Optional[float]" = None) -> int:
@@ -3642,35 +3778,48 @@ class Channel(object):
             if dest.readonly:
                 raise TypeError("receive_into() needs a writable buffer")
             with dest.cast("B") as flat:
-                s = self._consumer_slot(timeout, "receive_into")
+                entry = [_PH_CONSUMER, -1, -1]
+                inflight = self._inflight
                 try:
-                    n = int(self._slot[s].length)
-                    if n > flat.nbytes:
-                        raise _ch_error(MessageTooLongError, _errno.EMSGSIZE, "the message (%d "
-                                        "bytes) is longer than the buffer (%d bytes); it stays "
-                                        "queued" % (n, flat.nbytes),
-                                        self._describe("receive_into")())
-                    start = self._payload[s]
-                    flat[:n] = self._buf[start:start + n]
+                    inflight.append(entry)
+                    return self._receive_into(flat, timeout)
                 except BaseException:
-                    self._final(self._op_ready_unlock)
+                    self._recover(entry)
                     raise
-                self._take_free_locked(s)
-                return n
+                finally:
+                    inflight.pop()
 
-    def receive_view(self, timeout: "Optional[float]" = None) -> "_InPlace":
+    def _receive_into(self, flat: memoryview, timeout: "Optional[float]") -> int:
+        s = self._consumer_slot(timeout, "receive_into")
+        try:
+            n = int(self._slot[s].length)
+            if n > flat.nbytes:
+                raise _ch_error(MessageTooLongError, _errno.EMSGSIZE, "the message (%d "
+                                "bytes) is longer than the buffer (%d bytes); it stays "
+                                "queued" % (n, flat.nbytes),
+                                self._describe("receive_into")())
+            start = self._payload[s]
+            flat[:n] = self._buf[start:start + n]
+        except BaseException:
+            self._final(self._op_ready_unlock)
+            raise
+        self._take_free_locked(s)
+        return n
+
+    def receive_view(self, timeout: "Optional[float]" = None) -> _InPlace:
         """``with ch.receive_view(timeout) as view:`` - the next message in place (zero-copy);
         the slot is freed when the block ends.  ``view`` is the slot itself, reused for later
         messages: it must not be used after the block (never a crash, but it then shows
         whatever the slot holds next).  Nothing is allocated per message: the context manager
         and the view are reused."""
-        return self._in_place(False, 0, _timeout(timeout))
+        return _InPlace(self, False, 0, _timeout(timeout))
 
-    def _view_enter(self, cm: "_InPlace") -> memoryview:
-        s = self._consumer_slot(cm._timeout, "receive_view")
+    def _view_enter(self, entry: "List[int]", timeout: "Optional[float]") -> memoryview:
+        s = self._consumer_slot(timeout, "receive_view")
         h, slot = self._h, self._slot[s]
         tail = int(h.tail)
         n = slot.length
+        view = self._view(s, n)
 
         def body() -> None:
             h.tail = tail + 1
@@ -3678,12 +3827,10 @@ class Channel(object):
             slot.state = _CH_READING
             h.received += 1
         self._journaled(_J_TAKE, s, tail, body, self._op_take, self._op_ready_unlock)
-        self._held += 1
-        cm._slot = s
-        return self._view(s, n)
+        entry[2] = s
+        return view
 
     def _view_exit(self, s: int) -> None:
-        self._held -= 1
         slot = self._slot[s]
         self._lock()
         try:
@@ -3697,6 +3844,18 @@ class Channel(object):
     def close(self) -> None:
         """No more messages, for every producer (final): waiting and later send()/reserve()
         raise ChannelClosedError; consumers receive what was sent, then ChannelClosedError."""
+        entry = [_PH_MUTEX, -1, -1]
+        inflight = self._inflight
+        try:
+            inflight.append(entry)
+            self._close()
+        except BaseException:
+            self._recover(entry)
+            raise
+        finally:
+            inflight.pop()
+
+    def _close(self) -> None:
         self._lock()
         try:
             self._settle()

@@ -6108,24 +6108,19 @@ class TestChannel(Base):
         self.assertIdle(ch)
         self.assertRaises(sysvshm.BusyError, ch.receive, 0)
 
-    def test_in_place_allocates_nothing_per_message(self):
-        """reserve() and receive_view() reuse their context manager and each slot's view: a
-        stream of same-sized messages makes no new object for them."""
+    def test_in_place_reuses_each_slot_s_view(self):
+        """reserve() and receive_view() hand out each slot's own view, made once per slot (and
+        length): a stream of same-sized messages makes no new view."""
         ch = self.new_channel(slots=2, slot_size=64)
-        managers, views = [], []
+        views = []
         for i in range(20):
-            manager = ch.reserve(8)
-            with manager as out:
+            with ch.reserve(8) as out:
                 out[:] = b"%08d" % i
-            managers.append(manager)
             views.append(out)
-            manager = ch.receive_view()
-            with manager as view:
+            with ch.receive_view() as view:
                 self.assertEqual(bytes(view), b"%08d" % i)
-            managers.append(manager)
             views.append(view)
-        self.assertLessEqual(len(set(map(id, managers))), 2)    # held alive: ids are unique
-        self.assertLessEqual(len(set(map(id, views))), 2)        # one per slot
+        self.assertLessEqual(len(set(map(id, views))), 2)        # held alive: one per slot
         self.assertIdle(ch)
 
     def test_in_place_manager_is_entered_and_exited_once(self):
@@ -6139,12 +6134,132 @@ class TestChannel(Base):
         self.assertRaises(RuntimeError, manager.__enter__)
         self.assertIdle(ch)
         ch.send(b"two")
-        with ch.receive_view(0) as view:                      # the pool hands it out again
+        stale = ch.reserve(3)
+        with stale as out:
+            out[:] = b"abc"
+        fresh = ch.receive_view(0)           # a new manager: the stale one cannot act for it
+        self.assertRaises(RuntimeError, stale.__enter__)
+        with fresh as view:
             self.assertEqual(bytes(view), b"two")
-        self.assertIdle(ch)
+        self.assertEqual(ch.receive(0), b"abc")
         unused = ch.reserve(3)                                # never entered: nothing taken
         del unused
         self.assertIdle(ch)
+
+    def test_a_released_view_costs_nothing(self):
+        """The caller may release the view it was given (`with view:`): the slot's next user
+        gets a new one, and nothing is lost."""
+        ch = self.new_channel(slots=1, slot_size=64)
+        for _ in range(3):
+            with ch.reserve(3) as out, out:
+                out[:] = b"one"
+            with ch.receive_view(0) as view:
+                self.assertEqual(bytes(view), b"one")
+                view.release()
+            self.assertIdle(ch)
+
+    def test_a_dropped_block_gives_its_slot_back(self):
+        """An entered block that is never exited (a dropped ExitStack) gives its slot back when
+        its context manager is collected."""
+        ch = self.new_channel(slots=2)
+        for make in (lambda: ch.receive_view(0), lambda: ch.reserve(2)):
+            ch.send(b"m1")
+            stack = contextlib.ExitStack()
+            stack.enter_context(make())
+            self.assertRaises(BufferError, ch.detach)
+            del stack
+            gc.collect()
+            ch.receive(0) if ch.pending else None
+            self.assertIdle(ch)
+        ch.detach()
+
+    def test_detach_releases_a_replaced_view(self):
+        ch = self.new_channel()
+        ch.send(b"short")
+        with ch.receive_view() as kept:
+            pass
+        ch.send(b"longer message")          # (ring order: it may land in the same slot)
+        for _ in range(ch.slots):
+            ch.send(b"longer message")
+            with ch.receive_view() as view:
+                self.assertEqual(bytes(view)[:6], b"longer")
+        ch.receive(0)
+        ch.detach()                         # the replaced views were released
+        self.assertRaises(ValueError, bytes, kept)
+
+    def test_an_exception_that_lands_holding_mutex_gives_everything_back(self):
+        """A signal handler's exception can land between a semop and the code that would give
+        it back: the operation notices that it left MUTEX taken and gives back MUTEX and the
+        unit it took (the channel does not wait for this process to exit)."""
+        class Boom(Exception):
+            pass
+
+        def arm(ch):
+            real = ch._settle_journal
+            armed = [1]
+
+            def settle():
+                if armed:
+                    armed.pop()
+                    raise Boom     # as if it came right after the lock's semop
+                real()
+            ch._settle_journal = settle
+
+        def reserve_exit(ch):
+            with ch.reserve(2, 0) as out:
+                out[:] = b"rx"
+                arm(ch)
+
+        def view_exit(ch):
+            with ch.receive_view(0):
+                arm(ch)
+        cases = [("send", lambda ch: ch.send(b"s", 0), False),
+                 ("receive", lambda ch: ch.receive(0), True),
+                 ("receive_into", lambda ch: ch.receive_into(bytearray(9), 0), True),
+                 ("reserve", lambda ch: ch.reserve(1, 0).__enter__(), False),
+                 ("receive_view", lambda ch: ch.receive_view(0).__enter__(), True),
+                 ("close", lambda ch: ch.close(), False)]
+        for name, action, queued in cases:
+            with self.subTest(name=name):
+                ch = self.new_channel(slots=2)
+                if queued:
+                    ch.send(b"m")
+                arm(ch)
+                self.assertRaises(Boom, action, ch)
+                mutex, free, ready, done = self.values(ch)
+                self.assertEqual(mutex, 1)
+                self.assertEqual(free + ready, ch.slots)
+                self.assertEqual((ready, ch.pending), (int(queued), int(queued)))
+                self.assertFalse(ch.closed)
+                self.assertEqual(ch._held, 0)
+        for name, action in (("reserve exit", reserve_exit), ("receive_view exit", view_exit)):
+            with self.subTest(name=name):
+                ch = self.new_channel(slots=2)
+                ch.send(b"m")
+                self.assertRaises(Boom, action, ch)
+                mutex, free, ready, done = self.values(ch)
+                self.assertEqual((mutex, free + ready), (1, ch.slots))
+                self.assertEqual(ch._held, 0)
+                while ch.pending:
+                    ch.receive(0)
+                self.assertIdle(ch)
+        with self.subTest(name="Channel(key)"):
+            ch = self.new_channel(slots=2)
+            real = sysvshm.Channel._settle_journal
+            armed = [1]
+
+            def settle(self_):
+                if armed:
+                    armed.pop()
+                    raise Boom
+                real(self_)
+            sysvshm.Channel._settle_journal = settle
+            try:
+                self.assertRaises(Boom, sysvshm.Channel, ch.key)
+            finally:
+                sysvshm.Channel._settle_journal = real
+            self.assertEqual(self.values(ch)[0], 1)
+            self.assertIdle(ch)
 
     def test_in_place_on_a_temporary_channel_object(self):
         ch = self.new_channel()

@@ -1163,8 +1163,8 @@ CH_SCENARIOS = {name[3:]: func for name, func in list(globals().items())
 # --- storms: a thread and a signal handler against the main thread ------------------------------
 def ch_storm(ch, rounds=300, raising=False):
     """The main thread sends and receives (copies and in place) while a thread and SIGALRM do
-    non-blocking sends and receives (raising=True: the handler raises Boom into one armed call
-    at a time).  Afterwards: no message received twice or never sent, every message whose send
+    non-blocking sends and receives (raising=True: no thread; the handler raises Boom into one
+    armed call at a time).  Afterwards: no message received twice or never sent, every message whose send
     returned received (less one per receive that Boom interrupted), all slots back."""
     sent, maybe, received, interrupted = set(EXPECTED), set(), [], [0]
     counter = itertools.count()
@@ -1210,7 +1210,10 @@ def ch_storm(ch, rounds=300, raising=False):
 
     old = signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
-    thread = threading.Thread(target=worker)
+    # With raising=True no other thread uses the channel: when another thread of the process
+    # is inside an operation too, whether the interrupted call or that thread holds MUTEX
+    # cannot be told apart (docs/channel.md: known limits).
+    thread = threading.Thread(target=worker if not raising else (lambda: None))
     thread.start()
     try:
         for i in range(rounds):
@@ -1375,9 +1378,18 @@ def verify_channel():
                 raise ChannelCheckError("a closed channel took a message")
             except sysvshm.ChannelClosedError:
                 return
-        for i in range(fresh.slots):        # every slot is back
+        # Every slot is back - but those this live process still holds: a signal handler's
+        # exception in the few bytecodes after the semop that took one and before the code
+        # that records it (docs/channel.md: known limits) leaves it held until this process
+        # exits, when the kernel's undo and RECLAIM give it back.  MUTEX is never left held.
+        me = os.getpid()
+        held = sum(1 for slot in fresh._slot
+                   if slot.state in (1, 3) and slot.pid == me)    # WRITING, READING
+        if sysvshm.SemaphoreSet(CHAN["key"]).values[0] != 1:
+            raise ChannelCheckError("MUTEX left held")
+        for i in range(fresh.slots - held):
             fresh.send(b"after %d" % i, 0)
-        for i in range(fresh.slots):
+        for i in range(fresh.slots - held):
             data = fresh.receive(0)
             if data != b"after %d" % i:
                 raise ChannelCheckError("sent %r, received %r" % (b"after %d" % i, data))
@@ -1389,7 +1401,10 @@ def verify_channel():
         if fresh.pending != 0:
             raise ChannelCheckError("pending %d after draining" % fresh.pending)
     finally:
-        fresh.detach()
+        try:
+            fresh.detach()
+        except BufferError:
+            pass        # a traceback being handled still holds a frame with a view
 
 
 # --- running ------------------------------------------------------------------------------------
