@@ -52,6 +52,45 @@ except ImportError:
     sysv_ipc = None
 
 _perf = time.perf_counter
+
+
+def _affinity_functions():
+    """(sched_getaffinity, sched_setaffinity): the os module's, or the same libc calls through
+    ctypes where os lacks them (PyPy 3.9), or (None, None)."""
+    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity, os.sched_setaffinity
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        c_get, c_set = libc.sched_getaffinity, libc.sched_setaffinity
+    except (OSError, AttributeError):
+        return None, None
+    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
+    words = 1024 // bits                       # a cpu_set_t: 1024 CPUs, in unsigned longs
+    for func in (c_get, c_set):
+        func.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
+        func.restype = ctypes.c_int
+
+    def check(result):
+        if result != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def getaffinity(pid):
+        mask = (ctypes.c_ulong * words)()
+        check(c_get(pid, ctypes.sizeof(mask), mask))
+        return set(i for i in range(words * bits) if mask[i // bits] >> (i % bits) & 1)
+
+    def setaffinity(pid, cpus):
+        mask = (ctypes.c_ulong * words)()
+        for cpu in cpus:
+            if not 0 <= cpu < words * bits:
+                raise ValueError("CPU %r is out of range" % (cpu,))
+            mask[cpu // bits] |= 1 << (cpu % bits)
+        check(c_set(pid, ctypes.sizeof(mask), mask))
+    return getaffinity, setaffinity
+
+
+sched_getaffinity, sched_setaffinity = _affinity_functions()
 MiB = 1024 * 1024
 WATCHDOG = 60.0      # seconds a forked ping-pong may take before both sides give up
 
@@ -400,8 +439,8 @@ def forked(parent_side, child_side, cpus):
     """Run child_side() in a forked child pinned to cpus[1] and parent_side() here, pinned to
     cpus[0]; parent_side's result (seconds).  Both sides have a watchdog; the child always leaves
     through os._exit()."""
-    previous = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpus[0]})
+    previous = sched_getaffinity(0)
+    sched_setaffinity(0, {cpus[0]})
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -410,7 +449,7 @@ def forked(parent_side, child_side, cpus):
             code = 1
             try:
                 signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
-                os.sched_setaffinity(0, {cpus[1]})
+                sched_setaffinity(0, {cpus[1]})
                 child_side()
                 code = 0
             except BaseException:
@@ -431,7 +470,7 @@ def forked(parent_side, child_side, cpus):
             raise RuntimeError("ping-pong child exited with status %d" % status)
         return elapsed
     finally:
-        os.sched_setaffinity(0, previous)
+        sched_setaffinity(0, previous)
 
 
 PINGPONG_WARMUP = 200
@@ -521,10 +560,10 @@ def section_pingpong(stack, c_lib, c_skip, across):
                                 "(two semaphores)")
     else:
         s = Section("pingpong1", "ping-pong round trip, two processes on one CPU")
-    if not hasattr(os, "sched_setaffinity"):
-        s.add("sysvshm Semaphore", skip="this Python has no os.sched_setaffinity to pin CPUs")
+    if sched_setaffinity is None:
+        s.add("sysvshm Semaphore", skip="no sched_setaffinity (os or libc) to pin CPUs")
         return s
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = sorted(sched_getaffinity(0))
     if across:
         if len(cpus) < 2:
             s.add("sysvshm Semaphore", skip="needs two CPUs (this process may use %s)" % cpus)
@@ -794,14 +833,14 @@ def run_programs(commands):
     seconds from the first start to the last exit.  The waits block in waitpid (Popen.wait with
     a timeout polls with growing sleeps, which rounds the time up) under the SIGALRM watchdog;
     every child is reaped, and killed first on any failure (a failed start, the watchdog)."""
-    previous = os.sched_getaffinity(0)
+    previous = sched_getaffinity(0)
     children = []
     try:
         t0 = _perf()
         for argv, cpu in commands:
-            os.sched_setaffinity(0, {cpu})     # inherited by the child (no preexec_fn)
+            sched_setaffinity(0, {cpu})     # inherited by the child (no preexec_fn)
             children.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
-        os.sched_setaffinity(0, previous)
+        sched_setaffinity(0, previous)
         signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
         codes = [child.wait() for child in children]
         elapsed = _perf() - t0
@@ -816,7 +855,7 @@ def run_programs(commands):
         raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        os.sched_setaffinity(0, previous)
+        sched_setaffinity(0, previous)
     if any(codes):
         raise RuntimeError("examples/channel.c exited with status %s" % codes)
     return elapsed
@@ -855,10 +894,10 @@ def section_channel(stack, size):
     s = Section("channel%d" % size, "stream of %s messages, producer -> consumer on two CPUs"
                 % ("%d B" % size if size < 1024 else "%d KiB" % (size // 1024) if size < MiB
                    else "%d MiB" % (size // MiB)), mode="speed", nbytes=size)
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
         s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     warm = 20
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     dest = bytearray(size)
@@ -1097,8 +1136,17 @@ CHANNEL_FLOOR_2 = "floor of a two-lock design (not the protocol; 2 semop a side)
 def _read_exactly(fd, dest):
     """Fill `dest` from the pipe (a pipe returns at most what is there)."""
     view, got = memoryview(dest), 0
+    readv = getattr(os, "readv", None)
     while got < len(dest):
-        got += os.readv(fd, [view[got:]])
+        if readv is not None:
+            done = readv(fd, [view[got:]])
+        else:                     # PyPy 3.9 has no os.readv: read, then copy
+            data = os.read(fd, len(dest) - got)
+            done = len(data)
+            view[got:got + done] = data
+        if not done:
+            raise EOFError("the pipe was closed")
+        got += done
 
 
 def _write_all(fd, data):
@@ -1212,7 +1260,7 @@ def forked_group(producers, consumers, cpus):
                 code = 1
                 try:
                     signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
-                    os.sched_setaffinity(0, {cpus[i % 2]})
+                    sched_setaffinity(0, {cpus[i % 2]})
                     os.write(ready_w, b"r")
                     os.read(r, 1)
                     side()
@@ -1255,10 +1303,10 @@ def section_channel_many(stack, size):
     messages: sysvshm.Channel against the alternatives that allow several of each."""
     s = Section("channel2x%d" % size, "stream of %s messages, 2 producers -> 2 consumers"
                 % _size_name(size), mode="speed", nbytes=size)
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
         s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     slots = 8 if size >= MiB else CHANNEL_SLOTS
 
@@ -1533,10 +1581,10 @@ def sections_hot(stack):
 def section_queue_pingpong(stack, c_lib, c_skip):
     """A 64-byte message there and back between two processes (two queues), on two CPUs."""
     s = Section("queue2", "message queue round trip, 64 bytes, two processes on two CPUs")
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
-        s.add("sysvshm MessageQueue", skip="needs two CPUs and os.sched_setaffinity")
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
+        s.add("sysvshm MessageQueue", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     warm = PINGPONG_WARMUP
     message = b"m" * 64
 
