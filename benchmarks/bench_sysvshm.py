@@ -52,6 +52,45 @@ except ImportError:
     sysv_ipc = None
 
 _perf = time.perf_counter
+
+
+def _affinity_functions():
+    """(sched_getaffinity, sched_setaffinity): the os module's, or the same libc calls through
+    ctypes where os lacks them (PyPy 3.9), or (None, None)."""
+    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity, os.sched_setaffinity
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        c_get, c_set = libc.sched_getaffinity, libc.sched_setaffinity
+    except (OSError, AttributeError):
+        return None, None
+    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
+    words = 1024 // bits                       # a cpu_set_t: 1024 CPUs, in unsigned longs
+    for func in (c_get, c_set):
+        func.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p]
+        func.restype = ctypes.c_int
+
+    def check(result):
+        if result != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def getaffinity(pid):
+        mask = (ctypes.c_ulong * words)()
+        check(c_get(pid, ctypes.sizeof(mask), mask))
+        return set(i for i in range(words * bits) if mask[i // bits] >> (i % bits) & 1)
+
+    def setaffinity(pid, cpus):
+        mask = (ctypes.c_ulong * words)()
+        for cpu in cpus:
+            if not 0 <= cpu < words * bits:
+                raise ValueError("CPU %r is out of range" % (cpu,))
+            mask[cpu // bits] |= 1 << (cpu % bits)
+        check(c_set(pid, ctypes.sizeof(mask), mask))
+    return getaffinity, setaffinity
+
+
+sched_getaffinity, sched_setaffinity = _affinity_functions()
 MiB = 1024 * 1024
 WATCHDOG = 60.0      # seconds a forked ping-pong may take before both sides give up
 
@@ -378,12 +417,17 @@ def _alarm(signum, frame):
     raise _Watchdog("no progress for %.0f s" % WATCHDOG)
 
 
+def _exit_status(status):
+    """A waitpid status as an exit code (128 + the signal's number for a killed process)."""
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
 def _reap(pid, deadline):
     """Wait for child `pid` until `deadline` (monotonic), then kill it; its exit status."""
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+            return _exit_status(status)
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -395,8 +439,8 @@ def forked(parent_side, child_side, cpus):
     """Run child_side() in a forked child pinned to cpus[1] and parent_side() here, pinned to
     cpus[0]; parent_side's result (seconds).  Both sides have a watchdog; the child always leaves
     through os._exit()."""
-    previous = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpus[0]})
+    previous = sched_getaffinity(0)
+    sched_setaffinity(0, {cpus[0]})
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -405,7 +449,7 @@ def forked(parent_side, child_side, cpus):
             code = 1
             try:
                 signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
-                os.sched_setaffinity(0, {cpus[1]})
+                sched_setaffinity(0, {cpus[1]})
                 child_side()
                 code = 0
             except BaseException:
@@ -426,7 +470,7 @@ def forked(parent_side, child_side, cpus):
             raise RuntimeError("ping-pong child exited with status %d" % status)
         return elapsed
     finally:
-        os.sched_setaffinity(0, previous)
+        sched_setaffinity(0, previous)
 
 
 PINGPONG_WARMUP = 200
@@ -516,10 +560,10 @@ def section_pingpong(stack, c_lib, c_skip, across):
                                 "(two semaphores)")
     else:
         s = Section("pingpong1", "ping-pong round trip, two processes on one CPU")
-    if not hasattr(os, "sched_setaffinity"):
-        s.add("sysvshm Semaphore", skip="this Python has no os.sched_setaffinity to pin CPUs")
+    if sched_setaffinity is None:
+        s.add("sysvshm Semaphore", skip="no sched_setaffinity (os or libc) to pin CPUs")
         return s
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = sorted(sched_getaffinity(0))
     if across:
         if len(cpus) < 2:
             s.add("sysvshm Semaphore", skip="needs two CPUs (this process may use %s)" % cpus)
@@ -784,6 +828,62 @@ def _channel_c_program(stack):
     return _CHANNEL_C[0]
 
 
+def run_programs(commands):
+    """Start every (argv, cpu) program at once, each pinned to its CPU, and wait for them all;
+    seconds from the first start to the last exit.  The waits block in waitpid (Popen.wait with
+    a timeout polls with growing sleeps, which rounds the time up) under the SIGALRM watchdog;
+    every child is reaped, and killed first on any failure (a failed start, the watchdog)."""
+    previous = sched_getaffinity(0)
+    children = []
+    try:
+        t0 = _perf()
+        for argv, cpu in commands:
+            sched_setaffinity(0, {cpu})     # inherited by the child (no preexec_fn)
+            children.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        sched_setaffinity(0, previous)
+        signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
+        codes = [child.wait() for child in children]
+        elapsed = _perf() - t0
+    except BaseException:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for child in children:
+            if child.returncode is None:
+                with contextlib.suppress(OSError):
+                    child.kill()
+        for child in children:
+            child.wait()
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sched_setaffinity(0, previous)
+    if any(codes):
+        raise RuntimeError("examples/channel.c exited with status %s" % codes)
+    return elapsed
+
+
+def _without_start_up(short, full):
+    """full() - short(): the time of the messages only, when both runs start the same programs
+    and `short` sends fewer messages.  Tried three times when the noise of the start-up is larger
+    than the difference, then an error (rather than a meaningless time)."""
+    for _ in range(3):
+        start_up = short()
+        elapsed = full() - start_up
+        if elapsed > 0:
+            return elapsed
+    raise RuntimeError("the start-up's noise is larger than the run (%.2f ms)" % (start_up * 1e3))
+
+
+def _c_messages(n, size):
+    """At least as many messages as make the C run ~10x longer than the programs' start-up
+    (their noise would swamp the difference otherwise): the full run's counts."""
+    return max(n, 200 if size >= MiB else 4000)
+
+
+C_CHANNEL = "C examples/channel.c (start-up, 20 msgs subtracted)"
+C_CHANNEL_2 = "C examples/channel.c (start-up of 4 execs subtracted)"
+PIPE_INTO = "multiprocessing.Pipe send_bytes/recv_bytes_into"
+
+
 CHANNEL_SIZES = ((64, 4000), (4096, 2000), (1024 * 1024, 200))
 CHANNEL_SLOTS = 64       # ring depth for small messages (a pipe buffers 64 KiB); 8 for 1 MiB
 
@@ -794,10 +894,10 @@ def section_channel(stack, size):
     s = Section("channel%d" % size, "stream of %s messages, producer -> consumer on two CPUs"
                 % ("%d B" % size if size < 1024 else "%d KiB" % (size // 1024) if size < MiB
                    else "%d MiB" % (size // MiB)), mode="speed", nbytes=size)
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
         s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     warm = 20
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     dest = bytearray(size)
@@ -896,26 +996,25 @@ def section_channel(stack, size):
 
     program, why = _channel_c_program(stack)
     if program is None or not hasattr(sysvshm, "Channel"):
-        s.add("C examples/channel.c producer -> consumer", skip=why or "no Channel")
+        s.add(C_CHANNEL, skip=why or "no Channel")
     else:
         c_channel = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=8 if size >= MiB
                                     else CHANNEL_SLOTS, slot_size=size)
         stack.callback(c_channel.remove)
 
         def c_stream(n):
+            # The programs' start-up (2 execs, attach) and the first `warm` messages are not
+            # counted, as in the Python rows: the time of a run of `warm` messages is subtracted
+            # from that of a run of warm + m, both measured here.
+            m = _c_messages(n, size)
             key = str(c_channel.key)
 
-            def pinned(cpu):
-                return lambda: os.sched_setaffinity(0, {cpu})
-            t0 = _perf()
-            consumer = subprocess.Popen([program, "consumer", key, str(n), "60"],
-                                        stdout=subprocess.DEVNULL, preexec_fn=pinned(cpus[0]))
-            producer = subprocess.Popen([program, "producer", key, str(n), "C", "60", str(size)],
-                                        preexec_fn=pinned(cpus[1]))
-            if producer.wait(WATCHDOG) or consumer.wait(WATCHDOG):
-                raise RuntimeError("examples/channel.c failed")
-            return _perf() - t0
-        s.add("C examples/channel.c producer -> consumer (2 execs incl.)", c_stream)
+            def run(count):
+                return run_programs([
+                    ([program, "consumer", key, str(count), "60"], cpus[0]),
+                    ([program, "producer", key, str(count), "C", "60", str(size)], cpus[1])])
+            return _without_start_up(lambda: run(warm), lambda: run(warm + m)) * n / m
+        s.add(C_CHANNEL, c_stream)
 
     import multiprocessing
 
@@ -960,6 +1059,27 @@ def section_channel(stack, size):
             here.close()
             there.close()
     s.add("multiprocessing.Pipe send_bytes/recv_bytes", mp_pipe)
+
+    def mp_pipe_into(n):
+        here, there = multiprocessing.Pipe(duplex=False)
+        try:
+            def consumer():
+                recv_bytes_into = here.recv_bytes_into
+                for _ in range(warm):
+                    recv_bytes_into(dest)
+                t0 = _perf()
+                for _ in range(n):
+                    recv_bytes_into(dest)
+                return _perf() - t0
+
+            def producer():
+                for _ in range(warm + n):
+                    there.send_bytes(payload)
+            return forked(consumer, producer, cpus)
+        finally:
+            here.close()
+            there.close()
+    s.add(PIPE_INTO, mp_pipe_into)
 
     def os_pipe(n):
         r, w = os.pipe()
@@ -1016,8 +1136,17 @@ CHANNEL_FLOOR_2 = "floor of a two-lock design (not the protocol; 2 semop a side)
 def _read_exactly(fd, dest):
     """Fill `dest` from the pipe (a pipe returns at most what is there)."""
     view, got = memoryview(dest), 0
+    readv = getattr(os, "readv", None)
     while got < len(dest):
-        got += os.readv(fd, [view[got:]])
+        if readv is not None:
+            done = readv(fd, [view[got:]])
+        else:                     # PyPy 3.9 has no os.readv: read, then copy
+            data = os.read(fd, len(dest) - got)
+            done = len(data)
+            view[got:got + done] = data
+        if not done:
+            raise EOFError("the pipe was closed")
+        got += done
 
 
 def _write_all(fd, data):
@@ -1052,11 +1181,14 @@ def _channel_floor(size, n, cpus, warm, pairs=1, two_locks=False):
     U, NW = sysvshm.SEM_UNDO, sysvshm.IPC_NOWAIT
     MUTEX, FREE, READY, DONE, MUTEX2 = 0, 1, 2, 3, 4
     slots = 8 if size >= MiB else CHANNEL_SLOTS
-    sems = sysvshm.SemaphoreSet(sysvshm.IPC_PRIVATE, 5, sysvshm.IPC_CREX,
-                                initial_values=[1, slots, 0, 1, 1])
-    mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, sysvshm.IPC_CREX, size=slots * size)
-    semid = sems.id
-    try:
+    with contextlib.ExitStack() as cleanup:     # each removal registered as soon as created
+        sems = sysvshm.SemaphoreSet(sysvshm.IPC_PRIVATE, 5, sysvshm.IPC_CREX,
+                                    initial_values=[1, slots, 0, 1, 1])
+        cleanup.callback(sems.remove)
+        mem = sysvshm.SharedMemory(sysvshm.IPC_PRIVATE, sysvshm.IPC_CREX, size=slots * size)
+        cleanup.callback(mem.detach)
+        cleanup.callback(mem.remove)
+        semid = sems.id
         base = mem.address
         GETVAL = 12
         getval = ctypes.CDLL(None)["semctl"]
@@ -1065,7 +1197,7 @@ def _channel_floor(size, n, cpus, warm, pairs=1, two_locks=False):
         dest = ctypes.create_string_buffer(size)
         done_down = floor.ops((DONE, -1, NW))[1]
 
-        def side(unit, give, copy_in, count):
+        def side(unit, give, copy_in):
             mutex = MUTEX2 if two_locks and not copy_in else MUTEX
             lock_try = floor.ops((unit, -1, U | NW), (mutex, -1, U | NW))[1]
             lock = floor.ops((unit, -1, U), (mutex, -1, U))[1]
@@ -1077,8 +1209,8 @@ def _channel_floor(size, n, cpus, warm, pairs=1, two_locks=False):
                                           (DONE, 1, 0), (mutex, 1, U))[1], 5
             semop = floor.semop
 
-            def run():
-                for i in range(count):
+            def run(start, stop):
+                for i in range(start, stop):
                     for _ in range(50):
                         if semop(semid, lock_try, 2) == 0:
                             break
@@ -1094,25 +1226,28 @@ def _channel_floor(size, n, cpus, warm, pairs=1, two_locks=False):
                     semop(semid, final, nfinal)
             return run
         per = (warm + n) // pairs
-        producers = [side(FREE, READY, True, per) for _ in range(pairs)]
-        consumers = [side(READY, FREE, False, per) for _ in range(pairs)]
+        producers = [side(FREE, READY, True) for _ in range(pairs)]
+        consumers = [side(READY, FREE, False) for _ in range(pairs)]
         if pairs == 1:
+            # As the Python rows: `warm` messages first, then the clock (the producer has started).
             def consumer():
+                consumers[0](0, warm)
                 t0 = _perf()
-                consumers[0]()
+                consumers[0](warm, warm + n)
                 return _perf() - t0
-            return forked(consumer, producers[0], cpus) * n / (warm + n)
-        return forked_group(producers, consumers, cpus) * n / (warm + n)
-    finally:
-        sems.remove()
-        mem.remove()
-        mem.detach()
+            return forked(consumer, lambda: producers[0](0, warm + n), cpus)
+        # As the Python rows of several producers and consumers: from the start signal on.
+        return forked_group([lambda run=run: run(0, per) for run in producers],
+                            [lambda run=run: run(0, per) for run in consumers],
+                            cpus) * n / (warm + n)
 
 
 def forked_group(producers, consumers, cpus):
     """Run every producer and consumer callable in its own forked child (alternately pinned to
     the two CPUs), all started at once through a pipe; seconds from the start until the last
-    one exits.  Each child has a watchdog and leaves through os._exit()."""
+    one exits.  Each child has a watchdog and leaves through os._exit(); the parent waits in a
+    blocking waitpid (no polling) under its own watchdog, and kills and reaps every child left
+    on any failure."""
     r, w = os.pipe()
     ready_r, ready_w = os.pipe()
     pids = []
@@ -1125,7 +1260,7 @@ def forked_group(producers, consumers, cpus):
                 code = 1
                 try:
                     signal.setitimer(signal.ITIMER_REAL, WATCHDOG)
-                    os.sched_setaffinity(0, {cpus[i % 2]})
+                    sched_setaffinity(0, {cpus[i % 2]})
                     os.write(ready_w, b"r")
                     os.read(r, 1)
                     side()
@@ -1137,22 +1272,28 @@ def forked_group(producers, consumers, cpus):
             pids.append(pid)
         for _ in pids:
             os.read(ready_r, 1)
+        signal.setitimer(signal.ITIMER_REAL, WATCHDOG + 10)
         t0 = _perf()
         os.write(w, b"g" * len(pids))
-        deadline = time.monotonic() + WATCHDOG + 10
-        statuses = [_reap(pid, deadline) for pid in pids]
+        statuses = []
+        while pids:
+            statuses.append(_exit_status(os.waitpid(pids[0], 0)[1]))
+            pids.pop(0)
         elapsed = _perf() - t0
-        pids = []
+        signal.setitimer(signal.ITIMER_REAL, 0)
         if any(statuses):
             raise RuntimeError("a producer or consumer exited with status %s" % statuses)
         return elapsed
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _reap(pid, time.monotonic() + 5)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):    # reaped just before an interrupt
+                os.waitpid(pid, 0)
         for fd in (r, w, ready_r, ready_w):
             os.close(fd)
 
@@ -1162,10 +1303,10 @@ def section_channel_many(stack, size):
     messages: sysvshm.Channel against the alternatives that allow several of each."""
     s = Section("channel2x%d" % size, "stream of %s messages, 2 producers -> 2 consumers"
                 % _size_name(size), mode="speed", nbytes=size)
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
         s.add("sysvshm Channel send/receive_into", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     slots = 8 if size >= MiB else CHANNEL_SLOTS
 
@@ -1213,27 +1354,26 @@ def section_channel_many(stack, size):
 
     program, why = _channel_c_program(stack)
     if program is None or not hasattr(sysvshm, "Channel"):
-        s.add("C examples/channel.c, 2 producers -> 2 consumers", skip=why or "no Channel")
+        s.add(C_CHANNEL_2, skip=why or "no Channel")
     else:
         c_channel = sysvshm.Channel(None, sysvshm.IPC_CREX, slots=slots, slot_size=size)
         stack.callback(c_channel.remove)
 
         def c_stream(n):
-            per, key = halves(n), str(c_channel.key)
+            # The Python rows count from the moment the forked children start (no fork, no
+            # warm-up): the time of a run of the same 4 programs with 0 messages (exec, attach,
+            # exit) is subtracted from that of the run with m messages, both measured here.
+            per = halves(n)
+            m = max(per, _c_messages(n, size) // 2)
+            key = str(c_channel.key)
 
-            def pinned(cpu):
-                return lambda: os.sched_setaffinity(0, {cpu})
-            t0 = _perf()
-            children = [subprocess.Popen([program, "consumer", key, str(per), "60"],
-                                         stdout=subprocess.DEVNULL, preexec_fn=pinned(cpus[i]))
-                        for i in range(2)]
-            children += [subprocess.Popen([program, "producer", key, str(per), "C%d" % i, "60",
-                                           str(size)], preexec_fn=pinned(cpus[i]))
-                         for i in range(2)]
-            if any([child.wait(WATCHDOG) for child in children]):
-                raise RuntimeError("examples/channel.c failed")
-            return (_perf() - t0) / (2 * per) * n
-        s.add("C examples/channel.c (4 execs incl.)", c_stream)
+            def run(count):
+                return run_programs(
+                    [([program, "consumer", key, str(count), "60"], cpus[i]) for i in range(2)]
+                    + [([program, "producer", key, str(count), "C%d" % i, "60", str(size)],
+                        cpus[i]) for i in range(2)])
+            return _without_start_up(lambda: run(0), lambda: run(m)) / (2 * m) * n
+        s.add(C_CHANNEL_2, c_stream)
 
     import multiprocessing
 
@@ -1441,10 +1581,10 @@ def sections_hot(stack):
 def section_queue_pingpong(stack, c_lib, c_skip):
     """A 64-byte message there and back between two processes (two queues), on two CPUs."""
     s = Section("queue2", "message queue round trip, 64 bytes, two processes on two CPUs")
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
-        s.add("sysvshm MessageQueue", skip="needs two CPUs and os.sched_setaffinity")
+    if sched_setaffinity is None or len(sched_getaffinity(0)) < 2:
+        s.add("sysvshm MessageQueue", skip="needs two CPUs and sched_setaffinity")
         return s
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(sched_getaffinity(0))[:2]
     warm = PINGPONG_WARMUP
     message = b"m" * 64
 
@@ -1615,10 +1755,10 @@ TARGETS = [
     ("channel1048576", "sysvshm Channel reserve/receive_view", ">=", 5.0,
      "Channel 1 MiB in place >= 5x multiprocessing.Queue"),
     ("channel1048576", "sysvshm Channel send/receive_into", ">=", 2.0,
-     "Channel 1 MiB >= 2x multiprocessing.Pipe", "multiprocessing.Pipe send_bytes/recv_bytes"),
+     "Channel 1 MiB >= 2x multiprocessing.Pipe", PIPE_INTO),
     ("channel1048576", "sysvshm Channel send/receive_into", ">=", 0.8,
      "Channel 1 MiB >= 0.8x the C implementation",
-     "C examples/channel.c producer -> consumer (2 execs incl.)"),
+     C_CHANNEL),
     ("channel64", "sysvshm Channel send/receive_into", ">=", 3.0,
      "Channel 64 B >= 3x multiprocessing.Queue"),
 ]
