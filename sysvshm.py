@@ -3027,7 +3027,7 @@ _CH_POISON = 16384
 _CH_MUTEX, _CH_FREE, _CH_READY, _CH_DONE = 0, 1, 2, 3
 _CH_SLOT_FREE, _CH_WRITING, _CH_READY_STATE, _CH_READING = 0, 1, 2, 3
 _J_NONE, _J_COMMIT, _J_TAKE, _J_TAKE_FREE, _J_CLOSE = 0, 1, 2, 3, 4
-_CH_SPIN = 50          # IPC_NOWAIT tries before a blocking wait (see Channel._wait)
+_CH_SPIN_TIME = 100e-6  # seconds of looking before a blocking wait (see Channel._wait)
 # What an operation holds besides MUTEX, should an exception leave MUTEX taken (Channel._recover):
 _PH_PRODUCER, _PH_CONSUMER, _PH_MUTEX, _PH_EXIT_WRITING, _PH_EXIT_READING = range(5)
 # semid -> one entry per thread of this process inside an operation on that channel.
@@ -3414,15 +3414,31 @@ class Channel(object):
             raise _error(err, "semop(id=%d, %d operations)" % (self._semid, len(ops)),
                          RemovedError if err in (_errno.EINVAL, _errno.EIDRM) else None)
 
-    def _wait(self, ops: "Any", tries: "Any", timeout: "Optional[float]", what: str) -> None:
-        """A blocking semop, tried a few times with IPC_NOWAIT first: MUTEX is held for
-        microseconds, and sleeping on it costs a wake-up (tens of microseconds, more on a busy
-        machine) - the adaptive mutex's reasoning."""
+    def _wait(self, ops: "Any", tries: "Any", timeout: "Optional[float]", what: str,
+              need: int = 0) -> None:
+        """A blocking semop, tried with IPC_NOWAIT first while the header says it could succeed
+        (need 1: a free slot, 2: a message; 0: MUTEX only) for up to _CH_SPIN_TIME seconds:
+        MUTEX is held for microseconds, and sleeping on it costs a wake-up (tens of
+        microseconds, more on a busy machine) - the adaptive mutex's reasoning.  Looking costs
+        a memory read; a failed try, a system call that takes the set's lock the holder needs
+        to give MUTEX back."""
         if timeout != 0:
-            ref, n = ctypes.byref(tries), len(tries)
-            for _ in range(_CH_SPIN):
-                if _semop_fast(self._semid, ref, n) == 0:
-                    return
+            semid, n, h = self._semid, len(tries), self._h
+            full = self._slots_n
+            start = _monotonic()
+            spin = _CH_SPIN_TIME if timeout is None else min(_CH_SPIN_TIME, timeout)
+            while True:
+                for _ in range(16):
+                    if need and not h.closed and (h.head - h.tail >= full if need == 1
+                                                  else h.head == h.tail):
+                        continue
+                    if _semop_fast(semid, tries, n) == 0:
+                        return
+                spent = _monotonic() - start
+                if spent > spin:
+                    break
+            if timeout is not None:
+                timeout = max(0.0, timeout - spent)     # the whole wait stays within timeout
         _semop_wait(self._semid, ops, len(ops), timeout, self._describe(what))
 
     def _lock(self) -> None:
@@ -3521,7 +3537,7 @@ class Channel(object):
         deadline = None if timeout is None else _monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - _monotonic())
-            self._wait(self._op_free_lock, self._op_free_lock_try, remaining, what)
+            self._wait(self._op_free_lock, self._op_free_lock_try, remaining, what, 1)
             try:
                 self._settle()
                 if self._h.closed:
@@ -3543,7 +3559,7 @@ class Channel(object):
 
     def _consumer_slot(self, timeout: "Optional[float]", what: str) -> int:
         """Take a READY unit and MUTEX, SETTLE: the next message's slot, MUTEX held."""
-        self._wait(self._op_ready_lock, self._op_ready_lock_try, _timeout(timeout), what)
+        self._wait(self._op_ready_lock, self._op_ready_lock_try, _timeout(timeout), what, 2)
         try:
             self._settle()
             h = self._h
