@@ -3633,8 +3633,8 @@ class Channel(object):
         (and propagates).  The arguments are checked at the call, the slot is taken when the
         block starts (waiting at most ``timeout`` seconds).  ``buf`` is the slot itself, reused
         for later messages: it must not be used after the block (never a crash, but no longer
-        your message).  Nothing is allocated per message: the context manager and the view are
-        reused."""
+        your message).  Each slot's view is made once and
+        handed out again."""
         n = _index(nbytes, "nbytes")
         if n < 0:
             raise ValueError("nbytes must be >= 0, not %d" % n)
@@ -3826,8 +3826,8 @@ class Channel(object):
         """``with ch.receive_view(timeout) as view:`` - the next message in place (zero-copy);
         the slot is freed when the block ends.  ``view`` is the slot itself, reused for later
         messages: it must not be used after the block (never a crash, but it then shows
-        whatever the slot holds next).  Nothing is allocated per message: the context manager
-        and the view are reused."""
+        whatever the slot holds next).  Each slot's view is made once and
+        handed out again."""
         return _InPlace(self, False, 0, _timeout(timeout))
 
     def _view_enter(self, entry: "List[int]", timeout: "Optional[float]") -> memoryview:
