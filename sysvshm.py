@@ -3099,13 +3099,14 @@ class _InPlace(object):
     """What Channel.reserve() and Channel.receive_view() return: a context manager for one
     block.  It is entered and exited once (RuntimeError otherwise: nothing is taken or freed
     twice); one entered and never exited (dropped) gives its slot back when collected."""
-    __slots__ = ("_channel", "_send", "_n", "_timeout", "_tickets", "_exits", "_entry")
+    __slots__ = ("_channel", "_send", "_n", "_timeout", "_tickets", "_exits", "_entry", "_pid")
 
     def __init__(self, channel: "Channel", send: bool, n: int,
                  timeout: "Optional[float]") -> None:
         self._channel, self._send, self._n, self._timeout = channel, send, n, timeout
         self._tickets = [True]
         self._exits = []  # type: List[bool]
+        self._pid = os.getpid()     # a forked child's copy never gives back the parent's slot
         # (phase, the slot taken under MUTEX, the slot held after it): see Channel._recover
         self._entry = [_PH_PRODUCER if send else _PH_CONSUMER, -1, -1]
 
@@ -3120,12 +3121,13 @@ class _InPlace(object):
             raise self._unused("entered") from None
         channel, entry = self._channel, self._entry
         inflight = channel._inflight
+        inflight.append(entry)
         try:
-            inflight.append(entry)
             if self._send:
                 view = channel._reserve_enter(entry, self._n, self._timeout)
             else:
                 view = channel._view_enter(entry, self._timeout)
+            self._pid = os.getpid()
             self._exits.append(True)
             channel._held += 1
         except BaseException:
@@ -3146,8 +3148,8 @@ class _InPlace(object):
         channel._held -= 1
         s = entry[2]
         inflight = channel._inflight
+        inflight.append(entry)
         try:
-            inflight.append(entry)
             if self._send:
                 entry[0] = _PH_EXIT_WRITING
                 channel._reserve_exit(s, self._n, etype is not None)
@@ -3165,7 +3167,7 @@ class _InPlace(object):
         # without waiting - MUTEX may be this very thread's, held in the code the collector
         # interrupted - or leave it to this channel's next operation.
         try:
-            if self._exits:
+            if self._exits and self._pid == os.getpid():
                 self._exits.pop()
                 self._channel._held -= 1
                 self._channel._orphan(self._entry[2])
@@ -3188,7 +3190,7 @@ class Channel(object):
 
     def __init__(self, key: "Optional[int]", flags: int = 0, mode: int = 0o600,
                  slots: "Optional[int]" = None, slot_size: "Optional[int]" = None) -> None:
-        self._orphans = []  # type: List[int]
+        self._orphans = []  # type: List[Tuple[int, int]]
         flags = _check_flags(flags, IPC_CREX, "Channel")
         mode = _check_mode(mode)
         want_slots = None if slots is None else _index(slots, "slots")
@@ -3291,8 +3293,8 @@ class Channel(object):
         self._make_ops()
         entry = [_PH_MUTEX, -1, -1]
         inflight = self._inflight
+        inflight.append(entry)
         try:
-            inflight.append(entry)
             self._open_locked(ckey, want_slots, want_size, call)
         except BaseException:
             self._recover(entry)
@@ -3598,8 +3600,8 @@ class Channel(object):
             timeout = _timeout(timeout)
             entry = [_PH_PRODUCER, -1, -1]
             inflight = self._inflight
+            inflight.append(entry)
             try:
-                inflight.append(entry)
                 s = self._producer_slot(timeout, "send")
                 try:
                     start = self._payload[s]
@@ -3677,11 +3679,11 @@ class Channel(object):
         free, else at this object's next lock (SETTLE does it)."""
         if s < 0:
             return
-        self._orphans.append(s)
+        self._orphans.append((os.getpid(), s))
         entry = [_PH_MUTEX, -1, -1]
         inflight = self._inflight
+        inflight.append(entry)          # (a thread that would _recover must count this one)
         try:
-            inflight.append(entry)          # (a thread that would _recover must count this one)
             if _semop_fast(self._semid, self._op_lock_try, 1) == 0:
                 try:
                     self._settle()
@@ -3695,8 +3697,12 @@ class Channel(object):
 
     def _settle_orphans(self) -> None:
         """MUTEX held: slots of dropped in-place blocks are FREE again, each with its unit."""
+        me = os.getpid()
         while self._orphans:
-            slot = self._slot[self._orphans.pop()]
+            pid, s = self._orphans.pop()
+            if pid != me:
+                continue        # a forked child's copy of the parent's list: the parent's
+            slot = self._slot[s]
             slot.pid = 0
             slot.state = _CH_SLOT_FREE
             self._final(self._op_free_give)
@@ -3706,11 +3712,14 @@ class Channel(object):
         which can land between a semop and the code that gives it back): if MUTEX is left
         taken - 0, this process's last, and no other thread of this process inside an
         operation on the channel - settle, and give back what the operation held."""
+        if isinstance(sys.exc_info()[1], Error):
+            return      # the module's own: raised where nothing was taken, or after giving back
         try:
             semid = self._semid
+            inflight = self._inflight
             if _semctl(semid, _CH_MUTEX, _GETVAL) != 0 \
                     or _semctl(semid, _CH_MUTEX, _GETPID) != os.getpid() \
-                    or len(self._inflight) != 1:
+                    or len(inflight) != 1 or inflight[0] is not entry:
                 return
             phase, s = entry[0], entry[1] if entry[0] == _PH_PRODUCER else entry[2]
             if "_h" in self.__dict__:       # (not yet, while Channel(key) opens it)
@@ -3770,8 +3779,8 @@ class Channel(object):
         at all: TimedOutError).  ChannelClosedError once the channel is closed and drained."""
         entry = [_PH_CONSUMER, -1, -1]
         inflight = self._inflight
+        inflight.append(entry)
         try:
-            inflight.append(entry)
             s = self._consumer_slot(timeout, "receive")
             try:
                 start = self._payload[s]
@@ -3796,8 +3805,8 @@ class Channel(object):
             with dest.cast("B") as flat:
                 entry = [_PH_CONSUMER, -1, -1]
                 inflight = self._inflight
+                inflight.append(entry)
                 try:
-                    inflight.append(entry)
                     return self._receive_into(flat, timeout)
                 except BaseException:
                     self._recover(entry)
@@ -3862,8 +3871,8 @@ class Channel(object):
         raise ChannelClosedError; consumers receive what was sent, then ChannelClosedError."""
         entry = [_PH_MUTEX, -1, -1]
         inflight = self._inflight
+        inflight.append(entry)
         try:
-            inflight.append(entry)
             self._close()
         except BaseException:
             self._recover(entry)
