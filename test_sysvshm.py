@@ -6173,6 +6173,30 @@ class TestChannel(Base):
             self.assertIdle(ch)
         ch.detach()
 
+    def test_a_forked_child_never_gives_back_its_parent_s_slot(self):
+        """A child that drops its inherited copy of an entered block (and exits) leaves the
+        parent's slot alone: the parent's message and a later one both arrive intact."""
+        ch = self.new_channel(slots=2, slot_size=16)
+        manager = ch.reserve(1)
+        out = manager.__enter__()
+
+        def child():
+            del globals_holder[:]
+            gc.collect()
+            return 0
+        globals_holder = [manager, out]
+        del manager, out
+        pid = self.fork(child)
+        self.assertEqual(self.reap(pid), 0)
+        manager, out = globals_holder
+        ch.send(b"x")
+        self.assertEqual(ch.receive(0), b"x")
+        ch.send(b"yyyy")                    # (would land in the parent's slot, were it freed)
+        out[0] = 65
+        manager.__exit__(None, None, None)
+        self.assertEqual([ch.receive(0), ch.receive(0)], [b"yyyy", b"A"])
+        self.assertIdle(ch)
+
     def test_detach_releases_a_replaced_view(self):
         ch = self.new_channel()
         ch.send(b"short")
