@@ -25,6 +25,7 @@ import fractions
 import itertools
 import mmap
 import os
+import platform
 import random
 import signal
 import struct
@@ -706,8 +707,13 @@ def ch_cases():
                             kind, run))
     for name, func in sorted(CH_SCENARIOS.items()):
         out.append(("chan.%s" % name, "chan", func))
-    out += [("chan.storm", "chan", ch_storm), ("chan.boom_storm", "chan", ch_boom_storm),
-            ("module.Channel.storm", "module", ch_constructor_storm)]
+    out.append(("chan.storm", "chan", ch_storm))
+    # A handler's exception at any bytecode is recovered where the README promises it (CPython
+    # 3.11+: "Interrupts"); elsewhere a handler can run inside a `finally` or before the code
+    # that records what a call took, and the storms would test what is not promised.
+    if platform.python_implementation() == "CPython" and sys.version_info >= (3, 11):
+        out += [("chan.boom_storm", "chan", ch_boom_storm),
+                ("module.Channel.storm", "module", ch_constructor_storm)]
     return out
 
 
